@@ -1,0 +1,91 @@
+/* cpu_kernels.h — the CPU engine's hot kernels: per-type dot products
+ * (scalar reference, AVX2/FMA, AVX-512, chosen once at run time) and the
+ * multithreaded quantized matrix multiply the forward pass is built on. */
+#ifndef SLUICE_BACKEND_CPU_KERNELS_H
+#define SLUICE_BACKEND_CPU_KERNELS_H
+#include <stddef.h>
+#include <stdint.h>
+#include "core/threadpool.h"
+#include "model/quant.h"
+
+/* Dot product of n elements: w is a weight row of some type, a is the
+ * activation row in that type's dot_type (see quant.h). */
+typedef float (*cpu_dot_fn)(int64_t n, const void *w, const void *a);
+/* Converts n floats into an activation row of a dot_type. */
+typedef void (*cpu_act_fn)(const float *x, void *y, int64_t n);
+
+typedef enum cpu_isa { CPU_ISA_SCALAR, CPU_ISA_AVX2, CPU_ISA_AVX512 } cpu_isa;
+
+/* Best ISA this CPU supports, capped by env SLUICE_CPU_ISA=scalar|avx2|avx512. */
+cpu_isa cpu_isa_detect(void);
+const char *cpu_isa_name(cpu_isa isa);
+
+/* Dot / activation-conversion kernel for weight type t at a given ISA (falls
+ * back to the best lower ISA that has one). NULL if t is not a compute type. */
+cpu_dot_fn cpu_dot_get(qtype t, cpu_isa isa);
+cpu_act_fn cpu_act_get(qtype dot_type, cpu_isa isa);
+
+/* Y (n_tok x rows, row-major) = X (n_tok x cols, f32) * W^T, where W is
+ * rows x cols of type wt, rows stored contiguously (row r at r*row_bytes).
+ * Work is split over the pool's threads. ws must hold
+ * cpu_matmul_ws_bytes(wt, cols, n_tok) bytes (activations converted once). */
+size_t cpu_matmul_ws_bytes(qtype wt, int64_t cols, int64_t n_tok);
+void cpu_matmul(pool *p, cpu_isa isa, qtype wt, const void *W, int64_t rows, int64_t cols,
+                const float *X, int64_t n_tok, float *Y, void *ws);
+
+/* Several activation rows at once: out[j] = dot(n, w, row j) for j < n_act
+ * (1..CPU_DOTN_MAX), row j starting at a + j * a_stride bytes. Decodes the
+ * weight row once for all of them. Each out[j] is bit-identical to what the
+ * same ISA's cpu_dot_fn returns for that row, so results never depend on
+ * how tokens are batched or how work is split over threads.
+ * The rows must be in the matmul activation layout (cpu_act_convert writes
+ * it): the dot_type blocks, then for Q8_0 / Q8_1 the block scales as floats
+ * at byte offset cpu_act_scales_offset (see there). */
+enum { CPU_DOTN_MAX = 4 };
+typedef void (*cpu_dotn_fn)(int64_t n, const void *w, const void *a, size_t a_stride, int n_act,
+                            float *out);
+/* Float weight types (F32, F16, BF16) sum their columns in chunks of
+ * CPU_FLOAT_KCHUNK elements: dot = p0 + p1 + ... left to right, where p_k is
+ * what the kernel returns for chunk k alone. So the matmul can run a chunk
+ * over many rows while the chunk of activations stays in L1, and add the
+ * partials itself, bit-identically. */
+enum { CPU_FLOAT_KCHUNK = 1024 };
+/* NULL where the ISA (and every lower one) has none: loop the single dot. */
+cpu_dotn_fn cpu_dotn_get(qtype t, cpu_isa isa);
+
+/* The two halves of cpu_matmul, for callers that multiply one activation
+ * batch by several weights (Q, K, V): convert once, multiply many times.
+ * cpu_act_convert writes X in the activation format of weight type wt into
+ * ws (cpu_matmul_ws_bytes(wt, cols, n_tok) bytes), returns a pointer to the
+ * rows (X itself when no conversion is needed) and their stride in bytes.
+ * cpu_matmul_act computes Y from converted rows A. */
+const void *cpu_act_convert(pool *p, cpu_isa isa, qtype wt, int64_t cols, const float *X,
+                            int64_t n_tok, void *ws, size_t *a_stride);
+void cpu_matmul_act(pool *p, cpu_isa isa, qtype wt, const void *W, int64_t rows, int64_t cols,
+                    const void *A, size_t a_stride, int64_t n_tok, float *Y);
+
+/* Matmul activation layout of one row of n elements of dot_type: the blocks
+ * (qtype_row_bytes), padding to 64 bytes, then for Q8_0 the float d of each
+ * block, for Q8_1 the float d of each block followed by the float s of each
+ * block (exact copies of the half values: converting once per row spares
+ * every row x token pair of a matmul the conversion). Q8_K (float d
+ * already) and F32 rows have no tail.
+ * cpu_act_scales_offset: byte offset of the float tail; cpu_act_row_stride:
+ * bytes of the whole row rounded up to 64; cpu_act_fill_scales writes the
+ * tail of a row whose blocks are in place. */
+size_t cpu_act_scales_offset(qtype dot_type, int64_t n);
+size_t cpu_act_row_stride(qtype dot_type, int64_t n);
+void cpu_act_fill_scales(qtype dot_type, void *row, int64_t n);
+
+/* Internal to the CPU backend: one kernel table per ISA. A NULL entry means
+ * "use the next lower ISA's". The SIMD tables exist only on x86-64. */
+typedef struct cpu_kernel_table {
+    cpu_dot_fn dot[QT_COUNT];
+    cpu_dotn_fn dotn[QT_COUNT];
+    cpu_act_fn act[QT_COUNT]; /* indexed by dot_type */
+} cpu_kernel_table;
+#ifdef SLUICE_X86
+extern const cpu_kernel_table cpu_kernels_avx2;   /* dot_avx2.c */
+extern const cpu_kernel_table cpu_kernels_avx512; /* dot_avx512.c */
+#endif
+#endif

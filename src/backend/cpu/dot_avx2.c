@@ -1,0 +1,479 @@
+/* dot_avx2.c — AVX2 + FMA + F16C dot products and activation quantizers.
+ * Compiled with -mavx2 -mfma -mf16c and only called after cpu_isa_detect
+ * saw those features.
+ *
+ * Every kernel is written once as an always-inline body over `nt`
+ * activation rows (1..CPU_DOTN_MAX, a compile-time constant at each call
+ * site): the weight block is decoded once, then used for each row with its
+ * own accumulators. Each row's arithmetic is the same sequence whatever nt
+ * is, so the multi-row form is bit-identical to the single dot.
+ *
+ * Integer products use maddubs (u8 x s8 -> s16 pairs); every pair sum stays
+ * below 2^15 because weights are at most 6 bits unsigned or |q| <= 128 and
+ * activations are in [-127, 127]. */
+#include <immintrin.h>
+#include <string.h>
+#include "backend/cpu/cpu_kernels.h"
+#include "core/fp16.h"
+
+#define INLINE static inline __attribute__((always_inline))
+#define MAXT CPU_DOTN_MAX
+/* Activation row t's element / block pointer. */
+#define AROW(type, a, t, as) ((const type *)((const char *)(a) + (size_t)(t) * (as)))
+
+/* Weights are streamed from DRAM once per token; the hardware prefetchers
+ * alone leave these compute-heavy loops latency-bound (measured: Q4_0 at a
+ * third of the read bandwidth), so each loop prefetches PF_DIST bytes ahead.
+ * Past a row's end that is the next row, which is what comes next. */
+#ifndef PF_DIST
+#define PF_DIST 2048
+#endif
+#define PREFETCH_W(p) _mm_prefetch((const char *)(p) + PF_DIST, _MM_HINT_T0)
+
+INLINE float hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+INLINE int hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+    return _mm_cvtsi128_si32(s);
+}
+
+INLINE float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+/* 32 int8 x int8 products summed in pairs of four into 8 int32, as float.
+ * The sign of x is moved onto y so maddubs sees an unsigned left side. */
+INLINE __m256 dot_s8(__m256i x, __m256i ax, __m256i y) {
+    __m256i p = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(y, x));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+}
+/* Same with an unsigned x (0..31). */
+INLINE __m256 dot_u8(__m256i ux, __m256i y) {
+    __m256i p = _mm256_maddubs_epi16(ux, y);
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+}
+
+/* The 32 nibbles of a Q4/Q5 block in element order: bytes 0-15 are the low
+ * nibbles of qs[0..15], bytes 16-31 the high nibbles. */
+INLINE __m256i nibbles32(const uint8_t *qs) {
+    __m128i r = _mm_loadu_si128((const __m128i *)qs);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(r, 4), r), _mm256_set1_epi8(15));
+}
+
+/* Byte i = 0xFF where bit i of the little-endian 32-bit qh is set. */
+INLINE __m256i bits32(const uint8_t *qh) {
+    uint32_t u;
+    memcpy(&u, qh, 4);
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                            2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)u), spread);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+}
+
+/* ---- F32 / F16 / BF16 weights x F32 activations --------------------------- */
+
+enum { W_F32, W_F16, W_BF16 };
+
+INLINE __m256 load_w8(const void *w, int64_t i, int kind) {
+    if (kind == W_F32) return _mm256_loadu_ps((const float *)w + i);
+    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + i));
+    if (kind == W_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+INLINE float load_w1(const void *w, int64_t i, int kind) {
+    if (kind == W_F32) return ((const float *)w)[i];
+    uint16_t h = ((const uint16_t *)w)[i];
+    return kind == W_F16 ? h2f(h) : bf16_to_f32(h);
+}
+
+/* One column chunk (n <= CPU_FLOAT_KCHUNK): 16 elements a step in two
+ * accumulators, one more 8-wide step, then a scalar tail: any n works. */
+INLINE void float_chunk(int64_t n, const void *w, const void *a, size_t as, int nt, float *out, int kind) {
+    __m256 acc0[MAXT], acc1[MAXT];
+    for (int t = 0; t < nt; t++) acc0[t] = acc1[t] = _mm256_setzero_ps();
+    int64_t i = 0;
+    const size_t esz = kind == W_F32 ? 4 : 2;
+    for (; i + 16 <= n; i += 16) {
+        PREFETCH_W((const uint8_t *)w + (size_t)i * esz);
+        __m256 w0 = load_w8(w, i, kind), w1 = load_w8(w, i + 8, kind);
+        for (int t = 0; t < nt; t++) {
+            const float *x = AROW(float, a, t, as);
+            acc0[t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + i), acc0[t]);
+            acc1[t] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + i + 8), acc1[t]);
+        }
+    }
+    int64_t i8 = i;
+    if (i + 8 <= n) {
+        __m256 w0 = load_w8(w, i, kind);
+        for (int t = 0; t < nt; t++)
+            acc0[t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(AROW(float, a, t, as) + i), acc0[t]);
+        i8 = i + 8;
+    }
+    for (int t = 0; t < nt; t++) {
+        const float *x = AROW(float, a, t, as);
+        float s = hsum_ps(_mm256_add_ps(acc0[t], acc1[t]));
+        for (int64_t j = i8; j < n; j++) s += load_w1(w, j, kind) * x[j];
+        out[t] = s;
+    }
+}
+
+/* The chunk partials summed left to right (the CPU_FLOAT_KCHUNK contract). */
+INLINE void float_dotn(int64_t n, const void *w, const void *a, size_t as, int nt, float *out, int kind) {
+    const size_t esz = kind == W_F32 ? 4 : 2;
+    for (int64_t k0 = 0; k0 < n || k0 == 0; k0 += CPU_FLOAT_KCHUNK) {
+        int64_t kn = n - k0 < CPU_FLOAT_KCHUNK ? n - k0 : CPU_FLOAT_KCHUNK;
+        float part[MAXT];
+        float_chunk(kn, (const uint8_t *)w + (size_t)k0 * esz, (const float *)a + k0, as, nt, part, kind);
+        for (int t = 0; t < nt; t++) out[t] = k0 == 0 ? part[t] : out[t] + part[t];
+    }
+}
+
+INLINE void f32_dotn(int64_t n, const void *w, const void *a, size_t as, int nt, float *out, int tab) {
+    float_dotn(n, w, a, as, nt, out, W_F32);
+}
+INLINE void f16_dotn(int64_t n, const void *w, const void *a, size_t as, int nt, float *out, int tab) {
+    float_dotn(n, w, a, as, nt, out, W_F16);
+}
+INLINE void bf16_dotn(int64_t n, const void *w, const void *a, size_t as, int nt, float *out, int tab) {
+    float_dotn(n, w, a, as, nt, out, W_BF16);
+}
+
+/* ---- Q4_0 / Q5_0 / Q8_0 weights x Q8_0 activations ------------------------ */
+
+enum { K_Q4_0, K_Q5_0, K_Q8_0 };
+
+/* Signed q of block i and its scale d (as half bits). */
+INLINE __m256i decode_s8(const void *w, int64_t i, int kind, uint16_t *d) {
+    if (kind == K_Q4_0) {
+        const block_q4_0 *b = (const block_q4_0 *)w + i;
+        *d = b->d;
+        return _mm256_sub_epi8(nibbles32(b->qs), _mm256_set1_epi8(8));
+    }
+    if (kind == K_Q5_0) { /* q - 16 = nibble, minus 16 where the fifth bit is clear */
+        const block_q5_0 *b = (const block_q5_0 *)w + i;
+        *d = b->d;
+        return _mm256_or_si256(nibbles32(b->qs), _mm256_andnot_si256(bits32(b->qh), _mm256_set1_epi8((char)0xF0)));
+    }
+    const block_q8_0 *b = (const block_q8_0 *)w + i;
+    *d = b->d;
+    return _mm256_loadu_si256((const __m256i *)b->qs);
+}
+
+/* Scale of activation block i of row t: from the float tail of the matmul
+ * layout (tab, the multi-row form) or from the block's half (single dot).
+ * The two are the same value, so both forms stay bit-identical. */
+INLINE float act_d(const void *a, size_t as, int t, int64_t i, size_t soff, int tab, uint16_t half) {
+    return tab ? ((const float *)((const char *)a + (size_t)t * as + soff))[i] : h2f(half);
+}
+
+INLINE void q80_block(const void *w, const void *a, size_t as, int nt, int64_t i, int kind, int tab,
+                      size_t soff, __m256 *acc) {
+    uint16_t hd;
+    __m256i q = decode_s8(w, i, kind, &hd);
+    __m256i aq = _mm256_sign_epi8(q, q);
+    __m256 d = _mm256_set1_ps(h2f(hd));
+    for (int t = 0; t < nt; t++) {
+        const block_q8_0 *b = AROW(block_q8_0, a, t, as) + i;
+        __m256 p = dot_s8(q, aq, _mm256_loadu_si256((const __m256i *)b->qs));
+        __m256 s = _mm256_mul_ps(d, _mm256_set1_ps(act_d(a, as, t, i, soff, tab, b->d)));
+        acc[t] = _mm256_fmadd_ps(s, p, acc[t]);
+    }
+}
+
+/* Even blocks into acc0, odd into acc1: two FMA chains in flight. */
+INLINE void q80_dotn(int64_t n, const void *w, const void *a, size_t as, int nt, float *out, int kind, int tab) {
+    int64_t nb = n / 32, i = 0;
+    size_t soff = tab ? cpu_act_scales_offset(QT_Q8_0, n) : 0;
+    __m256 acc0[MAXT], acc1[MAXT];
+    for (int t = 0; t < nt; t++) acc0[t] = acc1[t] = _mm256_setzero_ps();
+    for (; i + 2 <= nb; i += 2) {
+        PREFETCH_W((const uint8_t *)w + i * (kind == K_Q4_0 ? 18 : kind == K_Q5_0 ? 22 : 34));
+        q80_block(w, a, as, nt, i, kind, tab, soff, acc0);
+        q80_block(w, a, as, nt, i + 1, kind, tab, soff, acc1);
+    }
+    if (i < nb) q80_block(w, a, as, nt, i, kind, tab, soff, acc0);
+    for (int t = 0; t < nt; t++) out[t] = hsum_ps(_mm256_add_ps(acc0[t], acc1[t]));
+}
+
+INLINE void q4_0_dotn(int64_t n, const void *w, const void *a, size_t as, int nt, float *out, int tab) {
+    q80_dotn(n, w, a, as, nt, out, K_Q4_0, tab);
+}
+INLINE void q5_0_dotn(int64_t n, const void *w, const void *a, size_t as, int nt, float *out, int tab) {
+    q80_dotn(n, w, a, as, nt, out, K_Q5_0, tab);
+}
+INLINE void q8_0_dotn(int64_t n, const void *w, const void *a, size_t as, int nt, float *out, int tab) {
+    q80_dotn(n, w, a, as, nt, out, K_Q8_0, tab);
+}
+
+/* ---- Q4_1 / Q5_1 weights x Q8_1 activations -------------------------------
+ * x = d q + m, so w . a = d da (q . qa) + m (da sum qa) = ... + m * a.s. */
+
+INLINE void q81_block(const void *w, const void *a, size_t as, int nt, int64_t i, int five, int tab,
+                      size_t soff, int64_t nb, __m256 *acc, float *summ) {
+    __m256i q;
+    uint16_t hd, hm;
+    if (five) {
+        const block_q5_1 *b = (const block_q5_1 *)w + i;
+        q = _mm256_or_si256(nibbles32(b->qs), _mm256_and_si256(bits32(b->qh), _mm256_set1_epi8(0x10)));
+        hd = b->d, hm = b->m;
+    } else {
+        const block_q4_1 *b = (const block_q4_1 *)w + i;
+        q = nibbles32(b->qs);
+        hd = b->d, hm = b->m;
+    }
+    __m256 d = _mm256_set1_ps(h2f(hd));
+    float m = h2f(hm);
+    for (int t = 0; t < nt; t++) {
+        const block_q8_1 *b = AROW(block_q8_1, a, t, as) + i;
+        __m256 p = dot_u8(q, _mm256_loadu_si256((const __m256i *)b->qs));
+        __m256 s = _mm256_mul_ps(d, _mm256_set1_ps(act_d(a, as, t, i, soff, tab, b->d)));
+        acc[t] = _mm256_fmadd_ps(s, p, acc[t]);
+        summ[t] += m * act_d(a, as, t, nb + i, soff, tab, b->s);
+    }
+}
+
+INLINE void q81_dotn(int64_t n, const void *w, const void *a, size_t as, int nt, float *out, int five, int tab) {
+    int64_t nb = n / 32, i = 0;
+    size_t soff = tab ? cpu_act_scales_offset(QT_Q8_1, n) : 0;
+    __m256 acc0[MAXT], acc1[MAXT];
+    float summ[MAXT];
+    for (int t = 0; t < nt; t++) { acc0[t] = acc1[t] = _mm256_setzero_ps(); summ[t] = 0; }
+    for (; i + 2 <= nb; i += 2) {
+        PREFETCH_W((const uint8_t *)w + i * (five ? 24 : 20));
+        q81_block(w, a, as, nt, i, five, tab, soff, nb, acc0, summ);
+        q81_block(w, a, as, nt, i + 1, five, tab, soff, nb, acc1, summ);
+    }
+    if (i < nb) q81_block(w, a, as, nt, i, five, tab, soff, nb, acc0, summ);
+    for (int t = 0; t < nt; t++) out[t] = hsum_ps(_mm256_add_ps(acc0[t], acc1[t])) + summ[t];
+}
+
+INLINE void q4_1_dotn(int64_t n, const void *w, const void *a, size_t as, int nt, float *out, int tab) {
+    q81_dotn(n, w, a, as, nt, out, 0, tab);
+}
+INLINE void q5_1_dotn(int64_t n, const void *w, const void *a, size_t as, int nt, float *out, int tab) {
+    q81_dotn(n, w, a, as, nt, out, 1, tab);
+}
+
+/* ---- Q4_K / Q5_K weights x Q8_K activations -------------------------------
+ * Per super-block the integer sums sumi = sum_j sc[j] (q . qa)_j and
+ * summ = sum_j mn[j] (bsums pair j) are exact, then scaled in float exactly
+ * as quant_dot_ref does: the result matches the reference bit for bit. */
+
+INLINE void qk_dotn(int64_t n, const void *w, const void *a, size_t as, int nt, float *out, int five) {
+    const __m256i m4 = _mm256_set1_epi8(15), m16 = _mm256_set1_epi8(0x10);
+    float sum[MAXT];
+    for (int t = 0; t < nt; t++) sum[t] = 0;
+    for (int64_t i = 0; i < n / 256; i++) {
+        const block_q4_K *b4 = (const block_q4_K *)w + i;
+        const block_q5_K *b5 = (const block_q5_K *)w + i;
+        const uint8_t *qs = five ? b5->qs : b4->qs;
+        PREFETCH_W(b4); PREFETCH_W((const uint8_t *)b4 + 64); PREFETCH_W((const uint8_t *)b4 + 128);
+        uint8_t sc[8], mn[8];
+        quant_k_scales(five ? b5->scales : b4->scales, sc, mn);
+        __m128i mn16 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
+        __m256i mn_pairs = _mm256_set_m128i(_mm_unpackhi_epi16(mn16, mn16), _mm_unpacklo_epi16(mn16, mn16));
+        __m256i hb = five ? _mm256_loadu_si256((const __m256i *)b5->qh) : _mm256_setzero_si256();
+        __m256i iacc[MAXT];
+        for (int t = 0; t < nt; t++) iacc[t] = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) { /* 64 elements: sub-blocks 2c (low nibbles), 2c+1 (high) */
+            __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+            __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+            if (five) { /* bits 2c, 2c+1 of qh (shifted down to 0, 1) become bit 4 */
+                lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(hb, 4), m16));
+                hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(hb, 3), m16));
+                hb = _mm256_srli_epi16(hb, 2);
+            }
+            __m256i slo = _mm256_set1_epi16(sc[2 * c]), shi = _mm256_set1_epi16(sc[2 * c + 1]);
+            for (int t = 0; t < nt; t++) {
+                const int8_t *aq = (AROW(block_q8_K, a, t, as) + i)->qs + 64 * c;
+                __m256i plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)aq)), slo);
+                __m256i phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(aq + 32))), shi);
+                iacc[t] = _mm256_add_epi32(iacc[t], _mm256_add_epi32(plo, phi));
+            }
+        }
+        float d = h2f(five ? b5->d : b4->d), dmin = h2f(five ? b5->dmin : b4->dmin);
+        for (int t = 0; t < nt; t++) {
+            const block_q8_K *y = AROW(block_q8_K, a, t, as) + i;
+            int summ = hsum_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), mn_pairs));
+            int sumi = hsum_epi32(iacc[t]);
+            sum[t] += y->d * (d * (float)sumi - dmin * (float)summ);
+        }
+    }
+    for (int t = 0; t < nt; t++) out[t] = sum[t];
+}
+
+INLINE void q4_K_dotn(int64_t n, const void *w, const void *a, size_t as, int nt, float *out, int tab) {
+    qk_dotn(n, w, a, as, nt, out, 0);
+}
+INLINE void q5_K_dotn(int64_t n, const void *w, const void *a, size_t as, int nt, float *out, int tab) {
+    qk_dotn(n, w, a, as, nt, out, 1);
+}
+
+/* ---- Q6_K weights x Q8_K activations --------------------------------------
+ * maddubs needs an unsigned side, so use q in 0..63 and subtract
+ * 32 * sum_g sc[g] bsums[g] afterwards. Bit-identical to quant_dot_ref. */
+
+INLINE void q6_part(__m256i q, int s_lo, int s_hi, const void *a, size_t as, int nt, int64_t i, int off,
+                    __m256i *iacc) {
+    __m256i s = _mm256_set_m128i(_mm_set1_epi16((short)s_hi), _mm_set1_epi16((short)s_lo));
+    for (int t = 0; t < nt; t++) {
+        const int8_t *aq = (AROW(block_q8_K, a, t, as) + i)->qs + off;
+        __m256i p = _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)aq));
+        iacc[t] = _mm256_add_epi32(iacc[t], _mm256_madd_epi16(p, s));
+    }
+}
+
+INLINE void q6_K_dotn(int64_t n, const void *w, const void *a, size_t as, int nt, float *out, int tab) {
+    const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
+    float sum[MAXT];
+    for (int t = 0; t < nt; t++) sum[t] = 0;
+    for (int64_t i = 0; i < n / 256; i++) {
+        const block_q6_K *b = (const block_q6_K *)w + i;
+        PREFETCH_W(b); PREFETCH_W((const uint8_t *)b + 64); PREFETCH_W((const uint8_t *)b + 128);
+        PREFETCH_W((const uint8_t *)b + 192);
+        const int8_t *sc = b->scales;
+        __m256i iacc[MAXT];
+        for (int t = 0; t < nt; t++) iacc[t] = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) { /* 128 elements = 4 runs of 32 = groups 8h..8h+7 */
+            __m256i ql0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
+            __m256i ql1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+            const int g = 8 * h, e = 128 * h;
+            __m256i q0 = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
+            q6_part(q0, sc[g], sc[g + 1], a, as, nt, i, e, iacc);
+            __m256i q1 = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
+            q6_part(q1, sc[g + 2], sc[g + 3], a, as, nt, i, e + 32, iacc);
+            __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, m30));
+            q6_part(q2, sc[g + 4], sc[g + 5], a, as, nt, i, e + 64, iacc);
+            __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                         _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
+            q6_part(q3, sc[g + 6], sc[g + 7], a, as, nt, i, e + 96, iacc);
+        }
+        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
+        float d = h2f(b->d);
+        for (int t = 0; t < nt; t++) {
+            const block_q8_K *y = AROW(block_q8_K, a, t, as) + i;
+            int corr = hsum_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), sc16));
+            int sumi = hsum_epi32(iacc[t]) - 32 * corr;
+            sum[t] += y->d * (d * (float)sumi);
+        }
+    }
+    for (int t = 0; t < nt; t++) out[t] = sum[t];
+}
+
+/* ---- entry points ---------------------------------------------------------- */
+
+/* dot: one row, scales from the blocks; dotn: 1..4 rows in the matmul
+ * layout, scales from the float tail (tab = 1). */
+#define DEFINE_DOT(name)                                                                    \
+    static float dot_##name(int64_t n, const void *w, const void *a) {                      \
+        float r;                                                                            \
+        name##_dotn(n, w, a, 0, 1, &r, 0);                                                  \
+        return r;                                                                           \
+    }                                                                                       \
+    static void dotn_##name(int64_t n, const void *w, const void *a, size_t as, int na, float *out) { \
+        switch (na) {                                                                       \
+        case 1: name##_dotn(n, w, a, as, 1, out, 1); break;                                 \
+        case 2: name##_dotn(n, w, a, as, 2, out, 1); break;                                 \
+        case 3: name##_dotn(n, w, a, as, 3, out, 1); break;                                 \
+        default: name##_dotn(n, w, a, as, 4, out, 1); break;                                \
+        }                                                                                   \
+    }
+DEFINE_DOT(f32)
+DEFINE_DOT(f16)
+DEFINE_DOT(bf16)
+DEFINE_DOT(q4_0)
+DEFINE_DOT(q5_0)
+DEFINE_DOT(q8_0)
+DEFINE_DOT(q4_1)
+DEFINE_DOT(q5_1)
+DEFINE_DOT(q4_K)
+DEFINE_DOT(q5_K)
+DEFINE_DOT(q6_K)
+
+/* ---- activation quantizers ------------------------------------------------
+ * Bit-identical to quant_quantize_row_ref: same d = max|x| / 127, same
+ * float product x * (1/d), rounded to nearest even. */
+
+INLINE float hmax_abs(const float *x, int n) { /* n a multiple of 32 */
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 m = _mm256_setzero_ps();
+    for (int j = 0; j < n; j += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)));
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Quantizes 32 floats with multiplier id into 32 int8 at q; returns their sum. */
+INLINE int quant32(const float *x, float id, int8_t *q) {
+    const __m256 mul = _mm256_set1_ps(id);
+    __m256i v[4];
+    for (int k = 0; k < 4; k++)
+        v[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), mul),
+                                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __m256i s = _mm256_add_epi32(_mm256_add_epi32(v[0], v[1]), _mm256_add_epi32(v[2], v[3]));
+    __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+    /* the packs interleave 128-bit lanes: dwords come out as 0 2 4 6 1 3 5 7 */
+    p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i *)q, p);
+    return hsum_epi32(s);
+}
+
+static void act_q8_0(const float *x, void *vy, int64_t n) {
+    block_q8_0 *y = vy;
+    for (int64_t i = 0; i < n / 32; i++, x += 32) {
+        float d = hmax_abs(x, 32) / 127.f, id = d != 0 ? 1.f / d : 0.f;
+        y[i].d = f32_to_fp16(d);
+        quant32(x, id, y[i].qs);
+    }
+}
+
+static void act_q8_1(const float *x, void *vy, int64_t n) {
+    block_q8_1 *y = vy;
+    for (int64_t i = 0; i < n / 32; i++, x += 32) {
+        float d = hmax_abs(x, 32) / 127.f, id = d != 0 ? 1.f / d : 0.f;
+        int sum = quant32(x, id, y[i].qs);
+        y[i].d = f32_to_fp16(d);
+        y[i].s = f32_to_fp16((float)sum * fp16_to_f32(y[i].d));
+    }
+}
+
+static void act_q8_K(const float *x, void *vy, int64_t n) {
+    block_q8_K *y = vy;
+    for (int64_t i = 0; i < n / 256; i++, x += 256) {
+        float d = hmax_abs(x, 256) / 127.f, id = d != 0 ? 1.f / d : 0.f;
+        y[i].d = d;
+        for (int g = 0; g < 16; g += 2) {
+            /* quant32 covers groups g and g+1: split its sum with a 16-sum */
+            quant32(x + 16 * g, id, y[i].qs + 16 * g);
+            __m256i lo = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(y[i].qs + 16 * g)));
+            __m256i hi = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(y[i].qs + 16 * g + 16)));
+            y[i].bsums[g] = (int16_t)hsum_epi32(_mm256_madd_epi16(lo, _mm256_set1_epi16(1)));
+            y[i].bsums[g + 1] = (int16_t)hsum_epi32(_mm256_madd_epi16(hi, _mm256_set1_epi16(1)));
+        }
+    }
+}
+
+const cpu_kernel_table cpu_kernels_avx2 = {
+    .dot = {
+        [QT_F32] = dot_f32, [QT_F16] = dot_f16, [QT_BF16] = dot_bf16,
+        [QT_Q4_0] = dot_q4_0, [QT_Q4_1] = dot_q4_1, [QT_Q5_0] = dot_q5_0,
+        [QT_Q5_1] = dot_q5_1, [QT_Q8_0] = dot_q8_0, [QT_Q4_K] = dot_q4_K,
+        [QT_Q5_K] = dot_q5_K, [QT_Q6_K] = dot_q6_K,
+    },
+    .dotn = {
+        [QT_F32] = dotn_f32, [QT_F16] = dotn_f16, [QT_BF16] = dotn_bf16,
+        [QT_Q4_0] = dotn_q4_0, [QT_Q4_1] = dotn_q4_1, [QT_Q5_0] = dotn_q5_0,
+        [QT_Q5_1] = dotn_q5_1, [QT_Q8_0] = dotn_q8_0, [QT_Q4_K] = dotn_q4_K,
+        [QT_Q5_K] = dotn_q5_K, [QT_Q6_K] = dotn_q6_K,
+    },
+    .act = {[QT_Q8_0] = act_q8_0, [QT_Q8_1] = act_q8_1, [QT_Q8_K] = act_q8_K},
+};

@@ -1,0 +1,39 @@
+/* main.c — the sluice command line: dispatch to one file per subcommand. */
+#include <stdio.h>
+#include <string.h>
+#include "cli/cli.h"
+
+static const struct { const char *name; int (*fn)(int, char **); const char *help; } cmds[] = {
+    {"info", cmd_info, "info MODEL.gguf                 metadata, architecture, tensor types, memory"},
+    {"run", cmd_run, "run -m MODEL -p TEXT [-n N]     stream a completion"},
+    {"tokenize", cmd_tokenize, "tokenize -m MODEL [--no-bos] TEXT  print token ids"},
+    {"perplexity", cmd_perplexity, "perplexity -m MODEL -f FILE     perplexity over a text file"},
+    {"quantize", cmd_quantize, "quantize IN.gguf OUT.gguf TYPE  convert weights (Q8_0, Q4_K, ...)"},
+    {"bench", cmd_bench, "bench -m MODEL [-p 512] [-n 128]  prompt and generation tokens/s"},
+    {"gen-model", cmd_genmodel, "gen-model [--shape tiny256] OUT.gguf  write a random-weight model (benchmarks)"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "sluice %s — on-premise labeling appliance and GGUF inference engine\n\nusage: sluice COMMAND [options]\n\n",
+            SLUICE_VERSION);
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) fprintf(f, "  sluice %s\n", cmds[i].help);
+    fprintf(f, "\nCommon model options: -m MODEL.gguf (default $SLUICE_MODELS/%s), -t/--threads N, "
+               "-c/--ctx N, --kv f16|f32\nRun `sluice COMMAND --help` for a command's options.\n",
+            DEFAULT_MODEL_FILE);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("sluice %s\n", SLUICE_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "sluice: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

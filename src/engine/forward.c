@@ -1,0 +1,374 @@
+/* forward.c — CPU transformer forward pass (see forward.h).
+ *
+ * Per block, for a chunk of B tokens (activations f32, row-major B x dim):
+ *   xb = rmsnorm(x) * attn_norm
+ *   q, k, v = xb Wq^T (+bq), xb Wk^T (+bk), xb Wv^T (+bv)
+ *   q, k = headwise rmsnorm (qk_norm archs); rope(q, k, positions)
+ *   cache <- k, v;  att = softmax(q K^T / sqrt(hd)) V   (causal, GQA)
+ *   x += att Wo^T
+ *   xb = rmsnorm(x) * ffn_norm;  x += (silu(xb Wg^T) * (xb Wu^T)) Wd^T
+ * then logits = rmsnorm(x) * out_norm  Wout^T.
+ *
+ * KV cache layout per layer: K as [pos][kv_head * hd] rows; V transposed as
+ * [kv_head * hd][pos] so both attention products are contiguous dots. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/fp16.h"
+#include "engine/forward.h"
+
+struct fwd_ctx {
+    const model *m;
+    pool *pool;
+    cpu_isa isa;
+    kv_type kv;
+    uint32_t n_ctx, n_batch, n_past;
+    size_t kv_elem;           /* bytes per cache element */
+    uint8_t **k_cache;        /* n_layer x (n_ctx, kvdim) */
+    uint8_t **v_cache;        /* n_layer x (kvdim, n_ctx) transposed */
+    cpu_dot_fn kv_dot;        /* dot of a cache row (kv type) with f32 */
+    /* scratch for one chunk of n_batch tokens */
+    float *x, *xb, *q, *k, *v, *att, *gate, *up;
+    float *rope_cs;           /* (n_batch, n_rot/2, 2) cos/sin */
+    float *scores;            /* (n_threads, n_ctx) */
+    void *ws;
+    size_t ws_bytes;
+    float *logits;            /* (logits_cap, n_vocab) */
+    uint32_t logits_cap, n_logits, logits_first;
+    size_t mem_bytes;
+};
+
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+static size_t ws_need(const model *m, uint32_t B) {
+    const model_hparams *hp = &m->hp;
+    size_t w = 0;
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const layer_weights *L = &m->layers[l];
+        const gguf_tensor *ts[] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+        for (size_t i = 0; i < 7; i++) w = max_sz(w, cpu_matmul_ws_bytes(ts[i]->type, (int64_t)ts[i]->ne[0], B));
+    }
+    w = max_sz(w, cpu_matmul_ws_bytes(m->output->type, hp->n_embd, B));
+    return w;
+}
+
+size_t fwd_estimate_bytes(const model *m, uint32_t n_ctx, uint32_t n_batch, kv_type kv, int n_threads) {
+    const model_hparams *hp = &m->hp;
+    if (!n_ctx) n_ctx = hp->n_ctx_train;
+    if (!n_batch) n_batch = 512;
+    if (n_threads <= 0) n_threads = pool_cpu_count();
+    size_t kvdim = (size_t)hp->n_head_kv * hp->head_dim, qdim = (size_t)hp->n_head * hp->head_dim;
+    size_t elem = kv == KV_F16 ? 2 : 4;
+    size_t cache = 2 * (size_t)hp->n_layer * n_ctx * kvdim * elem;
+    size_t B = n_batch;
+    size_t scratch = sizeof(float) * (B * hp->n_embd * 2 + B * qdim * 2 + B * kvdim * 2 + B * hp->n_ff * 2 +
+                                      B * hp->n_rot + (size_t)n_threads * n_ctx);
+    return cache + scratch + ws_need(m, n_batch) + sizeof(float) * (size_t)hp->n_vocab;
+}
+
+sluice_status fwd_create(fwd_ctx **out, const model *m, const fwd_params *p, sluice_error *err) {
+    *out = NULL;
+    const model_hparams *hp = &m->hp;
+    fwd_params d = p ? *p : (fwd_params){0};
+    if (!d.n_ctx) d.n_ctx = hp->n_ctx_train;
+    if (!d.n_batch) d.n_batch = 512;
+    if (d.n_batch > d.n_ctx) d.n_batch = d.n_ctx;
+    if (d.n_threads <= 0) d.n_threads = pool_cpu_count();
+    if (d.n_ctx > (1u << 24))
+        return sluice_fail(err, SLUICE_ERR_ARG, "context length %u is too large (max %u)", d.n_ctx, 1u << 24);
+    fwd_ctx *c = calloc(1, sizeof *c);
+    if (!c) return sluice_fail(err, SLUICE_ERR_NOMEM, "out of memory");
+    c->m = m;
+    c->kv = d.kv;
+    c->n_ctx = d.n_ctx;
+    c->n_batch = d.n_batch;
+    c->isa = cpu_isa_detect();
+    c->kv_elem = d.kv == KV_F16 ? 2 : 4;
+    c->kv_dot = cpu_dot_get(d.kv == KV_F16 ? QT_F16 : QT_F32, c->isa);
+    c->pool = pool_create(d.n_threads);
+    size_t kvdim = (size_t)hp->n_head_kv * hp->head_dim, qdim = (size_t)hp->n_head * hp->head_dim;
+    size_t B = c->n_batch;
+    c->k_cache = calloc(hp->n_layer, sizeof *c->k_cache);
+    c->v_cache = calloc(hp->n_layer, sizeof *c->v_cache);
+    bool ok = c->pool && c->k_cache && c->v_cache;
+    size_t layer_bytes = (size_t)c->n_ctx * kvdim * c->kv_elem;
+    for (uint32_t l = 0; ok && l < hp->n_layer; l++) {
+        /* zeroed: V^T dots read whole padded rows only up to n_past */
+        c->k_cache[l] = calloc(1, layer_bytes);
+        c->v_cache[l] = calloc(1, layer_bytes);
+        ok = c->k_cache[l] && c->v_cache[l];
+    }
+    if (ok) {
+        c->x = malloc(sizeof(float) * B * hp->n_embd);
+        c->xb = malloc(sizeof(float) * B * max_sz(hp->n_embd, qdim));
+        c->q = malloc(sizeof(float) * B * qdim);
+        c->k = malloc(sizeof(float) * B * kvdim);
+        c->v = malloc(sizeof(float) * B * kvdim);
+        c->att = malloc(sizeof(float) * B * qdim);
+        c->gate = malloc(sizeof(float) * B * hp->n_ff);
+        c->up = malloc(sizeof(float) * B * hp->n_ff);
+        c->rope_cs = malloc(sizeof(float) * B * max_sz(hp->n_rot, 2));
+        c->scores = malloc(sizeof(float) * (size_t)pool_size(c->pool) * c->n_ctx);
+        c->ws_bytes = ws_need(m, c->n_batch);
+        c->ws = malloc(max_sz(c->ws_bytes, 64));
+        c->logits_cap = 1;
+        c->logits = malloc(sizeof(float) * hp->n_vocab);
+        ok = c->x && c->xb && c->q && c->k && c->v && c->att && c->gate && c->up && c->rope_cs && c->scores &&
+             c->ws && c->logits;
+    }
+    if (!ok) {
+        fwd_free(c);
+        return sluice_fail(err, SLUICE_ERR_NOMEM, "out of memory allocating a %u-token context (%zu MiB)", d.n_ctx,
+                           fwd_estimate_bytes(m, d.n_ctx, d.n_batch, d.kv, d.n_threads) >> 20);
+    }
+    c->mem_bytes = fwd_estimate_bytes(m, c->n_ctx, c->n_batch, c->kv, pool_size(c->pool));
+    *out = c;
+    return SLUICE_OK;
+}
+
+void fwd_free(fwd_ctx *c) {
+    if (!c) return;
+    for (uint32_t l = 0; c->k_cache && l < c->m->hp.n_layer; l++) free(c->k_cache[l]);
+    for (uint32_t l = 0; c->v_cache && l < c->m->hp.n_layer; l++) free(c->v_cache[l]);
+    free(c->k_cache); free(c->v_cache);
+    free(c->x); free(c->xb); free(c->q); free(c->k); free(c->v); free(c->att);
+    free(c->gate); free(c->up); free(c->rope_cs); free(c->scores); free(c->ws); free(c->logits);
+    pool_destroy(c->pool);
+    free(c);
+}
+
+uint32_t fwd_n_past(const fwd_ctx *c) { return c->n_past; }
+uint32_t fwd_n_ctx(const fwd_ctx *c) { return c->n_ctx; }
+cpu_isa fwd_isa(const fwd_ctx *c) { return c->isa; }
+int fwd_threads(const fwd_ctx *c) { return pool_size(c->pool); }
+size_t fwd_memory_bytes(const fwd_ctx *c) { return c->mem_bytes; }
+void fwd_truncate(fwd_ctx *c, uint32_t n_past) { if (n_past < c->n_past) c->n_past = n_past; }
+
+const float *fwd_logits(const fwd_ctx *c, uint32_t i) {
+    if (i < c->logits_first || i - c->logits_first >= c->n_logits) return NULL;
+    return c->logits + (size_t)(i - c->logits_first) * c->m->hp.n_vocab;
+}
+
+const float *fwd_last_logits(const fwd_ctx *c) {
+    return c->logits + (size_t)(c->n_logits - 1) * c->m->hp.n_vocab;
+}
+
+/* ---- elementwise pieces ---- */
+
+static void rmsnorm(float *out, const float *x, const float *w, uint32_t n, float eps) {
+    double ss = 0;
+    for (uint32_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    float s = 1.0f / sqrtf((float)(ss / n) + eps);
+    for (uint32_t i = 0; i < n; i++) out[i] = x[i] * s * w[i];
+}
+
+static void matmul(fwd_ctx *c, const gguf_tensor *w, const float *X, uint32_t n_tok, float *Y) {
+    cpu_matmul(c->pool, c->isa, w->type, w->data, (int64_t)w->ne[1], (int64_t)w->ne[0], X, n_tok, Y, c->ws);
+}
+
+static void add_bias(float *y, const gguf_tensor *b, uint32_t n_tok, uint32_t dim) {
+    if (!b) return;
+    const float *bb = b->data;
+    for (uint32_t t = 0; t < n_tok; t++)
+        for (uint32_t i = 0; i < dim; i++) y[(size_t)t * dim + i] += bb[i];
+}
+
+/* YaRN ramp: 1 for dims that keep extrapolated frequencies, 0 for interpolated. */
+static float yarn_ramp(float low, float high, uint32_t i) {
+    float y = ((float)i - low) / fmaxf(0.001f, high - low);
+    return 1.0f - fminf(1.0f, fmaxf(0.0f, y));
+}
+
+static float yarn_corr_dim(uint32_t n_rot, uint32_t n_ctx_orig, float n_rotations, float base) {
+    return (float)n_rot * logf((float)n_ctx_orig / (n_rotations * 2.0f * (float)M_PI)) / (2.0f * logf(base));
+}
+
+/* cos/sin for each token's position and each rotated pair i < n_rot/2. */
+static void rope_table(fwd_ctx *c, uint32_t pos0, uint32_t n_tok) {
+    const model_hparams *hp = &c->m->hp;
+    uint32_t half = hp->n_rot / 2;
+    float corr[2] = {0, 0};
+    if (hp->yarn_ext_factor != 0.0f) {
+        corr[0] = fmaxf(0.0f, floorf(yarn_corr_dim(hp->n_rot, hp->n_ctx_orig, hp->yarn_beta_fast, hp->rope_base)));
+        corr[1] = fminf((float)hp->n_rot - 1, ceilf(yarn_corr_dim(hp->n_rot, hp->n_ctx_orig, hp->yarn_beta_slow, hp->rope_base)));
+    }
+    for (uint32_t t = 0; t < n_tok; t++) {
+        float pos = (float)(pos0 + t);
+        for (uint32_t i = 0; i < half; i++) {
+            float theta_extrap = pos * powf(hp->rope_base, -2.0f * (float)i / (float)hp->n_rot);
+            float theta = hp->rope_freq_scale * theta_extrap;
+            float mscale = hp->yarn_attn_factor;
+            if (hp->yarn_ext_factor != 0.0f) {
+                float mix = yarn_ramp(corr[0], corr[1], i) * hp->yarn_ext_factor;
+                theta = theta * (1 - mix) + theta_extrap * mix;
+                mscale *= 1.0f + 0.1f * logf(1.0f / hp->rope_freq_scale);
+            }
+            c->rope_cs[((size_t)t * half + i) * 2] = cosf(theta) * mscale;
+            c->rope_cs[((size_t)t * half + i) * 2 + 1] = sinf(theta) * mscale;
+        }
+    }
+}
+
+/* Rotates each head of x (n_tok, n_heads * hd) in place. */
+static void rope_apply(const fwd_ctx *c, float *x, uint32_t n_tok, uint32_t n_heads) {
+    const model_hparams *hp = &c->m->hp;
+    uint32_t hd = hp->head_dim, half = hp->n_rot / 2;
+    bool neox = c->m->arch->rope == ROPE_NEOX;
+    for (uint32_t t = 0; t < n_tok; t++) {
+        const float *cs = c->rope_cs + (size_t)t * half * 2;
+        for (uint32_t h = 0; h < n_heads; h++) {
+            float *v = x + ((size_t)t * n_heads + h) * hd;
+            for (uint32_t i = 0; i < half; i++) {
+                uint32_t a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+                float x0 = v[a], x1 = v[b], co = cs[2 * i], si = cs[2 * i + 1];
+                v[a] = x0 * co - x1 * si;
+                v[b] = x0 * si + x1 * co;
+            }
+        }
+    }
+}
+
+static void head_norm(float *x, const gguf_tensor *w, uint32_t n_tok, uint32_t n_heads, uint32_t hd, float eps) {
+    if (!w) return;
+    for (size_t r = 0; r < (size_t)n_tok * n_heads; r++) rmsnorm(x + r * hd, x + r * hd, w->data, hd, eps);
+}
+
+static void kv_store(fwd_ctx *c, uint32_t layer, uint32_t pos0, uint32_t n_tok) {
+    const model_hparams *hp = &c->m->hp;
+    size_t kvdim = (size_t)hp->n_head_kv * hp->head_dim;
+    for (uint32_t t = 0; t < n_tok; t++) {
+        size_t pos = pos0 + t;
+        const float *kr = c->k + t * kvdim, *vr = c->v + t * kvdim;
+        if (c->kv == KV_F16) {
+            uint16_t *kd = (uint16_t *)c->k_cache[layer] + pos * kvdim;
+            uint16_t *vd = (uint16_t *)c->v_cache[layer];
+            for (size_t i = 0; i < kvdim; i++) {
+                kd[i] = f32_to_fp16(kr[i]);
+                vd[i * c->n_ctx + pos] = f32_to_fp16(vr[i]);
+            }
+        } else {
+            float *kd = (float *)c->k_cache[layer] + pos * kvdim;
+            float *vd = (float *)c->v_cache[layer];
+            for (size_t i = 0; i < kvdim; i++) {
+                kd[i] = kr[i];
+                vd[i * c->n_ctx + pos] = vr[i];
+            }
+        }
+    }
+}
+
+typedef struct attn_job { fwd_ctx *c; uint32_t layer, pos0, n_tok; } attn_job;
+
+/* One (token, head) pair: causal softmax attention over positions 0..pos. */
+static void attn_task(void *ctx, int task, int thread) {
+    attn_job *j = ctx;
+    fwd_ctx *c = j->c;
+    const model_hparams *hp = &c->m->hp;
+    uint32_t t = (uint32_t)task / hp->n_head, h = (uint32_t)task % hp->n_head;
+    uint32_t hd = hp->head_dim, hk = h / (hp->n_head / hp->n_head_kv);
+    size_t kvdim = (size_t)hp->n_head_kv * hd;
+    uint32_t n_kv = j->pos0 + t + 1;
+    const float *q = c->q + ((size_t)t * hp->n_head + h) * hd;
+    float *s = c->scores + (size_t)thread * c->n_ctx;
+    float scale = 1.0f / sqrtf((float)hd), mx = -INFINITY;
+    const uint8_t *kb = c->k_cache[j->layer] + hk * hd * c->kv_elem;
+    for (uint32_t p = 0; p < n_kv; p++) {
+        s[p] = c->kv_dot(hd, kb + (size_t)p * kvdim * c->kv_elem, q) * scale;
+        if (s[p] > mx) mx = s[p];
+    }
+    double sum = 0;
+    for (uint32_t p = 0; p < n_kv; p++) { s[p] = expf(s[p] - mx); sum += s[p]; }
+    float inv = (float)(1.0 / sum);
+    for (uint32_t p = 0; p < n_kv; p++) s[p] *= inv;
+    float *o = c->att + ((size_t)t * hp->n_head + h) * hd;
+    const uint8_t *vb = c->v_cache[j->layer] + (size_t)hk * hd * c->n_ctx * c->kv_elem;
+    for (uint32_t d = 0; d < hd; d++) o[d] = c->kv_dot(n_kv, vb + (size_t)d * c->n_ctx * c->kv_elem, s);
+}
+
+static void embed(fwd_ctx *c, const int32_t *tok, uint32_t n_tok) {
+    const gguf_tensor *e = c->m->tok_embd;
+    uint64_t rb;
+    qtype_row_bytes(e->type, e->ne[0], &rb);
+    for (uint32_t t = 0; t < n_tok; t++)
+        quant_dequantize_row_ref(e->type, (const uint8_t *)e->data + (size_t)tok[t] * rb, c->x + (size_t)t * c->m->hp.n_embd,
+                                 (int64_t)e->ne[0]);
+}
+
+/* One chunk of n_tok <= n_batch tokens at positions n_past... Writes logits
+ * of tokens [out_from, n_tok) to out (rows of n_vocab). */
+static void eval_chunk(fwd_ctx *c, const int32_t *tok, uint32_t n_tok, uint32_t out_from, float *out) {
+    const model *m = c->m;
+    const model_hparams *hp = &m->hp;
+    uint32_t E = hp->n_embd, hd = hp->head_dim, F = hp->n_ff;
+    uint32_t qdim = hp->n_head * hd, kvdim = hp->n_head_kv * hd;
+    embed(c, tok, n_tok);
+    rope_table(c, c->n_past, n_tok);
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const layer_weights *w = &m->layers[l];
+        for (uint32_t t = 0; t < n_tok; t++)
+            rmsnorm(c->xb + (size_t)t * E, c->x + (size_t)t * E, w->attn_norm->data, E, hp->rms_eps);
+        matmul(c, w->wq, c->xb, n_tok, c->q);
+        matmul(c, w->wk, c->xb, n_tok, c->k);
+        matmul(c, w->wv, c->xb, n_tok, c->v);
+        add_bias(c->q, w->bq, n_tok, qdim);
+        add_bias(c->k, w->bk, n_tok, kvdim);
+        add_bias(c->v, w->bv, n_tok, kvdim);
+        head_norm(c->q, w->q_norm, n_tok, hp->n_head, hd, hp->rms_eps);
+        head_norm(c->k, w->k_norm, n_tok, hp->n_head_kv, hd, hp->rms_eps);
+        rope_apply(c, c->q, n_tok, hp->n_head);
+        rope_apply(c, c->k, n_tok, hp->n_head_kv);
+        kv_store(c, l, c->n_past, n_tok);
+        attn_job job = {c, l, c->n_past, n_tok};
+        pool_run(c->pool, (int)(n_tok * hp->n_head), attn_task, &job);
+        matmul(c, w->wo, c->att, n_tok, c->xb);
+        for (size_t i = 0; i < (size_t)n_tok * E; i++) c->x[i] += c->xb[i];
+
+        for (uint32_t t = 0; t < n_tok; t++)
+            rmsnorm(c->xb + (size_t)t * E, c->x + (size_t)t * E, w->ffn_norm->data, E, hp->rms_eps);
+        matmul(c, w->w_gate, c->xb, n_tok, c->gate);
+        matmul(c, w->w_up, c->xb, n_tok, c->up);
+        for (size_t i = 0; i < (size_t)n_tok * F; i++) {
+            float g = c->gate[i];
+            c->gate[i] = g / (1.0f + expf(-g)) * c->up[i];
+        }
+        matmul(c, w->w_down, c->gate, n_tok, c->xb);
+        for (size_t i = 0; i < (size_t)n_tok * E; i++) c->x[i] += c->xb[i];
+    }
+    uint32_t n_out = n_tok - out_from;
+    c->n_past += n_tok;
+    if (!n_out) return;
+    for (uint32_t t = 0; t < n_out; t++)
+        rmsnorm(c->xb + (size_t)t * E, c->x + (size_t)(out_from + t) * E, m->out_norm->data, E, hp->rms_eps);
+    matmul(c, m->output, c->xb, n_out, out);
+}
+
+sluice_status fwd_eval(fwd_ctx *c, const int32_t *tokens, uint32_t n, bool all_logits, sluice_error *err) {
+    const model_hparams *hp = &c->m->hp;
+    if (n == 0) return sluice_fail(err, SLUICE_ERR_ARG, "fwd_eval: no tokens");
+    if (n > c->n_ctx - c->n_past)
+        return sluice_fail(err, SLUICE_ERR_RANGE, "context full: %u cached + %u new tokens exceed the context of %u",
+                           c->n_past, n, c->n_ctx);
+    for (uint32_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || (uint32_t)tokens[i] >= hp->n_vocab)
+            return sluice_fail(err, SLUICE_ERR_ARG, "token %d at index %u is outside the vocabulary (0..%u)", tokens[i], i,
+                               hp->n_vocab - 1);
+    uint32_t need = all_logits ? n : 1;
+    if (need > c->logits_cap) {
+        float *nl = realloc(c->logits, sizeof(float) * (size_t)need * hp->n_vocab);
+        if (!nl) return sluice_fail(err, SLUICE_ERR_NOMEM, "out of memory for %u x %u logits", need, hp->n_vocab);
+        c->logits = nl;
+        c->logits_cap = need;
+    }
+    c->n_logits = need;
+    c->logits_first = all_logits ? 0 : n - 1;
+    for (uint32_t done = 0; done < n;) {
+        uint32_t b = n - done < c->n_batch ? n - done : c->n_batch;
+        bool last = done + b == n;
+        if (all_logits)
+            eval_chunk(c, tokens + done, b, 0, c->logits + (size_t)done * hp->n_vocab);
+        else
+            eval_chunk(c, tokens + done, b, last ? b - 1 : b, c->logits);
+        done += b;
+    }
+    return SLUICE_OK;
+}

@@ -1,0 +1,44 @@
+/* forward.h — the CPU forward pass of a llama-family transformer over a
+ * KV cache: tokens in, logits out. One sequence per context; prompt tokens
+ * are evaluated as a batch (matrix x matrix), generation one at a time. */
+#ifndef SLUICE_ENGINE_FORWARD_H
+#define SLUICE_ENGINE_FORWARD_H
+#include "backend/cpu/cpu_kernels.h"
+#include "model/model.h"
+
+typedef enum kv_type { KV_F16, KV_F32 } kv_type;
+
+typedef struct fwd_params {
+    uint32_t n_ctx;     /* KV cache length in tokens; 0 = model's context length */
+    uint32_t n_batch;   /* most tokens per internal step; 0 = 512 */
+    kv_type kv;         /* KV cache element type (default F16) */
+    int n_threads;      /* 0 = all online CPUs */
+} fwd_params;
+
+typedef struct fwd_ctx fwd_ctx;
+
+/* Allocates the KV cache and scratch for m (which must outlive the ctx). */
+sluice_status fwd_create(fwd_ctx **out, const model *m, const fwd_params *p, sluice_error *err);
+void fwd_free(fwd_ctx *c); /* accepts NULL */
+
+/* Evaluates n tokens at positions n_past .. n_past+n-1 and appends them to
+ * the cache. With all_logits, logits of every token are kept, else only of
+ * the last. Errors: bad token id (SLUICE_ERR_ARG), context full
+ * (SLUICE_ERR_RANGE); the cache is unchanged on error. */
+sluice_status fwd_eval(fwd_ctx *c, const int32_t *tokens, uint32_t n, bool all_logits, sluice_error *err);
+/* Logits (n_vocab floats) of token i of the last fwd_eval; with
+ * all_logits=false only i = n-1 is valid. */
+const float *fwd_logits(const fwd_ctx *c, uint32_t i);
+/* Logits of the last token of the last fwd_eval. */
+const float *fwd_last_logits(const fwd_ctx *c);
+uint32_t fwd_n_past(const fwd_ctx *c);
+uint32_t fwd_n_ctx(const fwd_ctx *c);
+/* Forget cached positions >= n_past (n_past <= current). */
+void fwd_truncate(fwd_ctx *c, uint32_t n_past);
+cpu_isa fwd_isa(const fwd_ctx *c);
+int fwd_threads(const fwd_ctx *c);
+/* Bytes the KV cache and scratch buffers take. */
+size_t fwd_memory_bytes(const fwd_ctx *c);
+/* Memory estimate without allocating (same formula as fwd_create). */
+size_t fwd_estimate_bytes(const model *m, uint32_t n_ctx, uint32_t n_batch, kv_type kv, int n_threads);
+#endif

@@ -7,13 +7,13 @@
  *       bench/bench_kernels.c <objects of src/core, src/model/quant.c and
  *       src/backend/cpu/ (SIMD files with their flags)> -lpthread -lm
  *
- *   bench_kernels [rows cols threads reps]   (default 4096 4096 all-CPUs 9)
+ *   bench_kernels [rows cols threads reps [type]]   (default 4096 4096 all-CPUs 9, all types)
  *
  * Each figure is the median of `reps` runs. "tg cold" cycles through copies
  * of the matrix totalling >= 1 GiB so weights come from DRAM, as they do for
  * a real model; "tg hot" reruns one matrix (cache-resident if it fits). A
- * plain read of the same bytes by the same threads is measured first: the
- * tg figures are best read as a ratio to it. */
+ * plain read of as many bytes by the same threads is measured first; "/read"
+ * is tg cold as a fraction of it (1.0 = the kernel runs at memory speed). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,8 +80,9 @@ int main(int argc, char **argv) {
     int64_t rows = argc > 1 ? atoll(argv[1]) : 4096, cols = argc > 2 ? atoll(argv[2]) : 4096;
     int threads = argc > 3 ? atoi(argv[3]) : pool_cpu_count();
     int reps = argc > 4 ? atoi(argv[4]) : 9;
+    const char *only = argc > 5 ? argv[5] : NULL; /* one type name, e.g. Q4_K */
     if (reps < 1 || reps > 64 || cols % 256 || rows < 1) {
-        fprintf(stderr, "usage: %s [rows cols(multiple of 256) threads reps(1-64)]\n", argv[0]);
+        fprintf(stderr, "usage: %s [rows cols(multiple of 256) threads reps(1-64) [type]]\n", argv[0]);
         return 2;
     }
     const int64_t pp_tok = 64;
@@ -96,23 +97,26 @@ int main(int argc, char **argv) {
     for (int64_t i = 0; i < rows * cols; i++) w[i] = rand_normal();
     for (int64_t i = 0; i < cols * pp_tok; i++) X[i] = rand_normal();
 
-    /* baseline read bandwidth at the Q4_0 and F32 sizes */
+    /* baseline: plain read bandwidth of F32-matrix-sized buffers */
+    double read_cold;
     {
         size_t sz = (size_t)(rows * cols) * 4;
         int copies = (int)((1ull << 30) / sz) + 1;
         uint8_t **bufs = malloc(sizeof *bufs * (size_t)copies);
         for (int k = 0; k < copies; k++) { bufs[k] = malloc(sz); memset(bufs[k], k + 1, sz); }
+        read_cold = read_bw(p, bufs, copies, sz, reps);
         printf("plain read, %zu MB x %d copies: cold %.1f GB/s, hot %.1f GB/s\n", sz >> 20, copies,
-               read_bw(p, bufs, copies, sz, reps), read_bw(p, bufs, 1, sz, reps));
+               read_cold, read_bw(p, bufs, 1, sz, reps));
         for (int k = 0; k < copies; k++) free(bufs[k]);
         free(bufs);
     }
-    printf("%-5s %-7s %9s %12s %12s %14s\n", "type", "isa", "MB", "tg hot GB/s", "tg cold GB/s", "pp64 GFLOP/s");
+    printf("%-5s %-7s %9s %12s %12s %8s %14s\n", "type", "isa", "MB", "tg hot GB/s", "tg cold GB/s", "/read", "pp64 GFLOP/s");
 
     static const qtype types[] = {QT_F32, QT_F16, QT_BF16, QT_Q8_0, QT_Q4_0, QT_Q4_1,
                                   QT_Q5_0, QT_Q5_1, QT_Q4_K, QT_Q5_K, QT_Q6_K};
     for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
         qtype t = types[k];
+        if (only && qtype_from_name(only) != (int)t) continue;
         uint64_t rb;
         qtype_row_bytes(t, (uint64_t)cols, &rb);
         size_t wbytes = (size_t)rb * (size_t)rows;
@@ -129,7 +133,9 @@ int main(int argc, char **argv) {
                 double t0 = now_s();
                 cpu_matmul(p, (cpu_isa)isa, t, W[0], rows, cols, X, 1, Y, ws);
                 th[r] = now_s() - t0;
-                t0 = now_s();
+            }
+            for (int r = 0; r < reps; r++) {
+                double t0 = now_s();
                 for (int c = 0; c < copies; c++) cpu_matmul(p, (cpu_isa)isa, t, W[c], rows, cols, X, 1, Y, ws);
                 tc[r] = (now_s() - t0) / copies;
             }
@@ -139,9 +145,9 @@ int main(int argc, char **argv) {
                 cpu_matmul(p, (cpu_isa)isa, t, W[0], rows, cols, X, pp_tok, Y, ws);
                 tp[r] = now_s() - t0;
             }
-            double flop = 2.0 * (double)rows * (double)cols;
-            printf("%-5s %-7s %9.1f %12.1f %12.1f %14.1f\n", qtype_get(t)->name, cpu_isa_name((cpu_isa)isa),
-                   wbytes / 1e6, wbytes / median(th, reps) / 1e9, wbytes / median(tc, reps) / 1e9,
+            double flop = 2.0 * (double)rows * (double)cols, cold = wbytes / median(tc, reps) / 1e9;
+            printf("%-5s %-7s %9.1f %12.1f %12.1f %8.2f %14.1f\n", qtype_get(t)->name, cpu_isa_name((cpu_isa)isa),
+                   wbytes / 1e6, wbytes / median(th, reps) / 1e9, cold, cold / read_cold,
                    flop * pp_tok / median(tp, preps) / 1e9);
             fflush(stdout);
         }

@@ -56,7 +56,7 @@ Test(isa, detect_and_env_cap) {
     cr_expect_str_eq(cpu_isa_name(CPU_ISA_SCALAR), "scalar");
     cr_expect_str_eq(cpu_isa_name(CPU_ISA_AVX2), "avx2");
     cr_expect_str_eq(cpu_isa_name(CPU_ISA_AVX512), "avx512");
-#if defined(__x86_64__)
+#ifdef SLUICE_X86
     /* every x86-64 CI machine of this project has AVX2 */
     cr_expect(best >= CPU_ISA_AVX2, "AVX2 not detected");
 #endif
@@ -118,8 +118,12 @@ static void check_dot(qtype t, int64_t n, uint64_t seed) {
         /* multi-row: bit-identical to the single dot for each row */
         for (int na = 1; na <= CPU_DOTN_MAX; na++)
             for (int r = 0; r < ROWS; r += 5) {
-                float out[CPU_DOTN_MAX];
+                float out[CPU_DOTN_MAX + 1];
+                for (int j = 0; j <= CPU_DOTN_MAX; j++) out[j] = -12345.0f;
                 dotn(n, wq + r * rb, aq, ab, na, out);
+                for (int j = na; j <= CPU_DOTN_MAX; j++)
+                    cr_assert_eq(out[j], -12345.0f, "%s isa=%s na=%d wrote out[%d]", ti->name,
+                                 cpu_isa_name((cpu_isa)isa), na, j);
                 for (int j = 0; j < na; j++) {
                     float single = dot(n, wq + r * rb, aq + j * ab);
                     cr_assert(memcmp(&out[j], &single, sizeof single) == 0, "%s n=%lld isa=%s na=%d row %d act %d: %.9g vs %.9g",

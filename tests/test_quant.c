@@ -260,6 +260,26 @@ Test(quant, degenerate_blocks) {
     free(y);
 }
 
+/* Inf / NaN inputs give unspecified values but must not trap (the sanitizer
+ * build checks that no NaN reaches a float -> int conversion). */
+Test(quant, non_finite_input_is_safe) {
+    const int64_t n = 512;
+    float *x = normal_data((size_t)n, 21), *y = malloc((size_t)n * sizeof *y);
+    x[3] = NAN; x[40] = INFINITY; x[300] = -INFINITY; x[301] = NAN;
+    qtype all[N_COMPUTE + 2];
+    memcpy(all, compute_types, sizeof compute_types);
+    all[N_COMPUTE] = QT_Q8_1;
+    all[N_COMPUTE + 1] = QT_Q8_K;
+    for (size_t k = 0; k < N_COMPUTE + 2; k++) {
+        void *q = qalloc(all[k], n);
+        quant_quantize_row_ref(all[k], x, q, n);
+        quant_dequantize_row_ref(all[k], q, y, n);
+        free(q);
+    }
+    free(x);
+    free(y);
+}
+
 /* ---- hand-built blocks: the byte layout ------------------------------------ */
 
 Test(layout, q4_0) {

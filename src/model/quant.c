@@ -38,18 +38,20 @@ static const qtype_info type_table[QT_COUNT] = {
     T(QT_IQ3_S, "IQ3_S", 256, 110, false, QT_Q8_K),
     T(QT_IQ2_S, "IQ2_S", 256, 82, false, QT_Q8_K),
     T(QT_IQ4_XS, "IQ4_XS", 256, 136, false, QT_Q8_K),
-    T(QT_I8, "I8", 1, 1, false, QT_I8),
-    T(QT_I16, "I16", 1, 2, false, QT_I16),
-    T(QT_I32, "I32", 1, 4, false, QT_I32),
-    T(QT_I64, "I64", 1, 8, false, QT_I64),
-    T(QT_F64, "F64", 1, 8, false, QT_F64),
+    T(QT_I8, "I8", 1, 1, false, QT_F32),
+    T(QT_I16, "I16", 1, 2, false, QT_F32),
+    T(QT_I32, "I32", 1, 4, false, QT_F32),
+    T(QT_I64, "I64", 1, 8, false, QT_F32),
+    T(QT_F64, "F64", 1, 8, false, QT_F32),
     T(QT_IQ1_M, "IQ1_M", 256, 56, false, QT_Q8_K),
     T(QT_BF16, "BF16", 1, 2, true, QT_F32),
     T(QT_TQ1_0, "TQ1_0", 256, 54, false, QT_Q8_K),
     T(QT_TQ2_0, "TQ2_0", 256, 66, false, QT_Q8_K),
     T(QT_MXFP4, "MXFP4", 32, 17, false, QT_Q8_0),
     /* 4, 5 (old Q4_2/Q4_3) and 31-33, 36-38 (removed repacked types) stay
-     * empty: unknown ids. */
+     * empty: unknown ids. dot_type of the types we do not compute is what
+     * the GGUF ecosystem pairs them with (F32 for the integer types), for
+     * information only. */
 };
 #undef T
 
@@ -76,13 +78,14 @@ bool qtype_row_bytes(qtype t, uint64_t n, uint64_t *bytes) {
 
 /* ---- helpers ----------------------------------------------------------- */
 
-/* Round to nearest (ties to even, as the SIMD converts do) and clamp to
- * [lo, hi]; NaN gives lo. Never converts an out-of-range float to int. */
+/* Clamp to [lo, hi] (NaN gives lo), then round to nearest, ties to even, as
+ * the SIMD converts do. Adding and removing 1.5 * 2^23 rounds any |x| < 2^22
+ * in the current (default: nearest-even) mode without a libm call; the
+ * compiler may not fold it away (no -ffast-math). */
 static inline int qround(float x, int lo, int hi) {
-    float r = nearbyintf(x);
-    if (!(r >= (float)lo)) return lo;
-    if (r > (float)hi) return hi;
-    return (int)r;
+    if (!(x >= (float)lo)) x = (float)lo;
+    if (x > (float)hi) x = (float)hi;
+    return (int)((x + 12582912.0f) - 12582912.0f);
 }
 
 /* The element of largest magnitude, sign kept (0 for an all-zero block). */
@@ -198,32 +201,30 @@ static float fit_scale_min(const float *x, const float *w, int n, int nmax, floa
     float lo = x[0], hi = x[0];
     for (int i = 1; i < n; i++) { lo = fminf(lo, x[i]); hi = fmaxf(hi, x[i]); }
     if (lo > 0) lo = 0;
-    if (!(hi > lo)) { memset(L, 0, (size_t)n); *mn_out = -lo; return 0; }
+    if (!(hi > lo) || !isfinite(hi - lo)) { memset(L, 0, (size_t)n); *mn_out = -lo; return 0; }
     float inv = nmax / (hi - lo), scale = 1 / inv, off = lo, best = 0;
     for (int i = 0; i < n; i++) {
         L[i] = (uint8_t)qround(inv * (x[i] - lo), 0, nmax);
         float e = scale * L[i] + off - x[i];
         best += w[i] * e * e;
     }
+    float sw = 0, sx = 0, sxx = 0; /* weighted sums that do not depend on L */
+    for (int i = 0; i < n; i++) { sw += w[i]; sx += w[i] * x[i]; sxx += w[i] * x[i] * x[i]; }
     for (int k = 0; k <= nstep; k++) {
         float is = (rmin + rdelta * k + nmax) / (hi - lo);
         uint8_t T[32];
-        float sw = 0, sx = 0, sl = 0, sll = 0, sxl = 0;
+        float sl = 0, sll = 0, sxl = 0;
         for (int i = 0; i < n; i++) {
             int l = qround(is * (x[i] - lo), 0, nmax);
             T[i] = (uint8_t)l;
-            sw += w[i]; sx += w[i] * x[i]; sl += w[i] * l;
-            sll += w[i] * l * l; sxl += w[i] * x[i] * l;
+            sl += w[i] * l; sll += w[i] * l * l; sxl += w[i] * x[i] * l;
         }
         float det = sw * sll - sl * sl;
         if (!(det > 0)) continue;
         float s = (sw * sxl - sx * sl) / det, o = (sll * sx - sl * sxl) / det;
         if (o > 0) { o = 0; s = sxl / sll; } /* the offset is stored as a min >= 0 */
-        float err = 0;
-        for (int i = 0; i < n; i++) {
-            float e = s * T[i] + o - x[i];
-            err += w[i] * e * e;
-        }
+        /* sum w (s l + o - x)^2, expanded into the sums above */
+        float err = s * s * sll + 2 * s * o * sl - 2 * s * sxl + o * o * sw - 2 * o * sx + sxx;
         if (err < best) { best = err; scale = s; off = o; memcpy(L, T, (size_t)n); }
     }
     *mn_out = -off;
@@ -383,26 +384,57 @@ void quant_quantize_row_ref(qtype t, const float *x, void *y, int64_t n) {
     }
 }
 
+/* ---- unpacking: the one place that knows where each element's bits sit ---- */
+
+/* The 32 unsigned nibbles of a Q4_x block in element order. */
+static void unpack_nibbles(const uint8_t qs[16], uint8_t q[32]) {
+    for (int j = 0; j < 16; j++) {
+        q[j] = qs[j] & 15;
+        q[j + 16] = qs[j] >> 4;
+    }
+}
+
+/* The 32 5-bit values of a Q5_x block: nibble | bit j of qh << 4. */
+static void unpack_q5(const uint8_t qs[16], const uint8_t qh[4], uint8_t q[32]) {
+    uint32_t h = load_u32le(qh);
+    unpack_nibbles(qs, q);
+    for (int j = 0; j < 32; j++) q[j] |= (uint8_t)(((h >> j) & 1) << 4);
+}
+
+/* The 256 values (0..15 or 0..31) of a Q4_K / Q5_K block (qh NULL for Q4_K). */
+static void unpack_qk(const uint8_t qs[128], const uint8_t *qh, uint8_t q[256]) {
+    for (int c = 0; c < 4; c++)
+        for (int l = 0; l < 32; l++) {
+            q[64 * c + l] = qs[32 * c + l] & 15;
+            q[64 * c + 32 + l] = qs[32 * c + l] >> 4;
+            if (qh) {
+                q[64 * c + l] |= (uint8_t)(((qh[l] >> (2 * c)) & 1) << 4);
+                q[64 * c + 32 + l] |= (uint8_t)(((qh[l] >> (2 * c + 1)) & 1) << 4);
+            }
+        }
+}
+
+/* The 256 signed values (q - 32, -32..31) of a Q6_K block. */
+static void unpack_q6_K(const block_q6_K *b, int8_t q[256]) {
+    for (int h = 0; h < 2; h++)
+        for (int l = 0; l < 32; l++) {
+            const uint8_t *L = b->ql + 64 * h;
+            uint8_t H = b->qh[32 * h + l];
+            int8_t *o = q + 128 * h + l;
+            o[0] = (int8_t)(((L[l] & 15) | (H & 3) << 4) - 32);
+            o[32] = (int8_t)(((L[l + 32] & 15) | (H >> 2 & 3) << 4) - 32);
+            o[64] = (int8_t)(((L[l] >> 4) | (H >> 4 & 3) << 4) - 32);
+            o[96] = (int8_t)(((L[l + 32] >> 4) | (H >> 6 & 3) << 4) - 32);
+        }
+}
+
 /* ---- dequantize ---------------------------------------------------------- */
-
-/* 5-bit q of element j of a Q5_0/Q5_1 block (j < 32). */
-static inline int q5_elem(const uint8_t qs[16], uint32_t qh, int j) {
-    int nib = j < 16 ? qs[j] & 15 : qs[j - 16] >> 4;
-    return nib | (int)((qh >> j) & 1) << 4;
-}
-
-/* 6-bit q (0..63) of element e of a Q6_K block. */
-static inline int q6_elem(const block_q6_K *b, int e) {
-    int h = e / 128, r = e % 128, k = r / 32, l = r % 32;
-    uint8_t lb = b->ql[64 * h + l + (k & 1) * 32];
-    int lo = k < 2 ? lb & 15 : lb >> 4;
-    int hi = (b->qh[32 * h + l] >> (2 * k)) & 3;
-    return lo | hi << 4;
-}
 
 void quant_dequantize_row_ref(qtype t, const void *x, float *y, int64_t n) {
     const qtype_info *ti = qtype_get((uint32_t)t);
     int64_t nb = ti ? n / ti->block : 0;
+    uint8_t q[256];
+    int8_t s8[256];
     switch (t) {
     case QT_F32: memmove(y, x, (size_t)n * sizeof(float)); break;
     case QT_F16: for (int64_t i = 0; i < n; i++) y[i] = fp16_to_f32(((const uint16_t *)x)[i]); break;
@@ -411,36 +443,32 @@ void quant_dequantize_row_ref(qtype t, const void *x, float *y, int64_t n) {
         for (int64_t i = 0; i < nb; i++, y += 32) {
             const block_q4_0 *b = (const block_q4_0 *)x + i;
             float d = fp16_to_f32(b->d);
-            for (int j = 0; j < 16; j++) {
-                y[j] = d * ((b->qs[j] & 15) - 8);
-                y[j + 16] = d * ((b->qs[j] >> 4) - 8);
-            }
+            unpack_nibbles(b->qs, q);
+            for (int j = 0; j < 32; j++) y[j] = d * (q[j] - 8);
         }
         break;
     case QT_Q4_1:
         for (int64_t i = 0; i < nb; i++, y += 32) {
             const block_q4_1 *b = (const block_q4_1 *)x + i;
             float d = fp16_to_f32(b->d), m = fp16_to_f32(b->m);
-            for (int j = 0; j < 16; j++) {
-                y[j] = d * (b->qs[j] & 15) + m;
-                y[j + 16] = d * (b->qs[j] >> 4) + m;
-            }
+            unpack_nibbles(b->qs, q);
+            for (int j = 0; j < 32; j++) y[j] = d * q[j] + m;
         }
         break;
     case QT_Q5_0:
         for (int64_t i = 0; i < nb; i++, y += 32) {
             const block_q5_0 *b = (const block_q5_0 *)x + i;
             float d = fp16_to_f32(b->d);
-            uint32_t qh = load_u32le(b->qh);
-            for (int j = 0; j < 32; j++) y[j] = d * (q5_elem(b->qs, qh, j) - 16);
+            unpack_q5(b->qs, b->qh, q);
+            for (int j = 0; j < 32; j++) y[j] = d * (q[j] - 16);
         }
         break;
     case QT_Q5_1:
         for (int64_t i = 0; i < nb; i++, y += 32) {
             const block_q5_1 *b = (const block_q5_1 *)x + i;
             float d = fp16_to_f32(b->d), m = fp16_to_f32(b->m);
-            uint32_t qh = load_u32le(b->qh);
-            for (int j = 0; j < 32; j++) y[j] = d * q5_elem(b->qs, qh, j) + m;
+            unpack_q5(b->qs, b->qh, q);
+            for (int j = 0; j < 32; j++) y[j] = d * q[j] + m;
         }
         break;
     case QT_Q8_0:
@@ -463,24 +491,19 @@ void quant_dequantize_row_ref(qtype t, const void *x, float *y, int64_t n) {
             const block_q4_K *b4 = (const block_q4_K *)x + i;
             const block_q5_K *b5 = (const block_q5_K *)x + i;
             bool five = t == QT_Q5_K;
-            uint16_t hd = five ? b5->d : b4->d, hm = five ? b5->dmin : b4->dmin;
-            const uint8_t *qs = five ? b5->qs : b4->qs;
             uint8_t sc[8], mn[8];
             quant_k_scales(five ? b5->scales : b4->scales, sc, mn);
-            float d = fp16_to_f32(hd), dmin = fp16_to_f32(hm);
-            for (int e = 0; e < 256; e++) {
-                int c = e / 64, half = (e / 32) & 1, l = e % 32, j = e / 32;
-                int q = half ? qs[32 * c + l] >> 4 : qs[32 * c + l] & 15;
-                if (five) q |= ((b5->qh[l] >> (2 * c + half)) & 1) << 4;
-                y[e] = d * sc[j] * q - dmin * mn[j];
-            }
+            unpack_qk(five ? b5->qs : b4->qs, five ? b5->qh : NULL, q);
+            float d = fp16_to_f32(five ? b5->d : b4->d), dmin = fp16_to_f32(five ? b5->dmin : b4->dmin);
+            for (int e = 0; e < 256; e++) y[e] = d * sc[e / 32] * q[e] - dmin * mn[e / 32];
         }
         break;
     case QT_Q6_K:
         for (int64_t i = 0; i < nb; i++, y += 256) {
             const block_q6_K *b = (const block_q6_K *)x + i;
             float d = fp16_to_f32(b->d);
-            for (int e = 0; e < 256; e++) y[e] = d * b->scales[e / 16] * (q6_elem(b, e) - 32);
+            unpack_q6_K(b, s8);
+            for (int e = 0; e < 256; e++) y[e] = d * b->scales[e / 16] * s8[e];
         }
         break;
     case QT_Q8_K: /* not a weight type, but handy for tests */
@@ -498,12 +521,18 @@ void quant_dequantize_row_ref(qtype t, const void *x, float *y, int64_t n) {
  * types form exact integer block sums, then scale them in float block by
  * block, the way the SIMD kernels do. */
 
+static int dot_i8_u8(const uint8_t *q, const int8_t *a, int n, int offset) {
+    int s = 0;
+    for (int j = 0; j < n; j++) s += (q[j] - offset) * a[j];
+    return s;
+}
+
 static float dot_q4_0(int64_t nb, const block_q4_0 *w, const block_q8_0 *a) {
     float sum = 0;
+    uint8_t q[32];
     for (int64_t i = 0; i < nb; i++) {
-        int s = 0;
-        for (int j = 0; j < 16; j++)
-            s += ((w[i].qs[j] & 15) - 8) * a[i].qs[j] + ((w[i].qs[j] >> 4) - 8) * a[i].qs[j + 16];
+        unpack_nibbles(w[i].qs, q);
+        int s = dot_i8_u8(q, a[i].qs, 32, 8);
         sum += fp16_to_f32(w[i].d) * fp16_to_f32(a[i].d) * (float)s;
     }
     return sum;
@@ -511,10 +540,10 @@ static float dot_q4_0(int64_t nb, const block_q4_0 *w, const block_q8_0 *a) {
 
 static float dot_q4_1(int64_t nb, const block_q4_1 *w, const block_q8_1 *a) {
     float sum = 0;
+    uint8_t q[32];
     for (int64_t i = 0; i < nb; i++) {
-        int s = 0;
-        for (int j = 0; j < 16; j++)
-            s += (w[i].qs[j] & 15) * a[i].qs[j] + (w[i].qs[j] >> 4) * a[i].qs[j + 16];
+        unpack_nibbles(w[i].qs, q);
+        int s = dot_i8_u8(q, a[i].qs, 32, 0);
         sum += fp16_to_f32(w[i].d) * fp16_to_f32(a[i].d) * (float)s
              + fp16_to_f32(w[i].m) * fp16_to_f32(a[i].s);
     }
@@ -523,10 +552,10 @@ static float dot_q4_1(int64_t nb, const block_q4_1 *w, const block_q8_1 *a) {
 
 static float dot_q5_0(int64_t nb, const block_q5_0 *w, const block_q8_0 *a) {
     float sum = 0;
+    uint8_t q[32];
     for (int64_t i = 0; i < nb; i++) {
-        uint32_t qh = load_u32le(w[i].qh);
-        int s = 0;
-        for (int j = 0; j < 32; j++) s += (q5_elem(w[i].qs, qh, j) - 16) * a[i].qs[j];
+        unpack_q5(w[i].qs, w[i].qh, q);
+        int s = dot_i8_u8(q, a[i].qs, 32, 16);
         sum += fp16_to_f32(w[i].d) * fp16_to_f32(a[i].d) * (float)s;
     }
     return sum;
@@ -534,10 +563,10 @@ static float dot_q5_0(int64_t nb, const block_q5_0 *w, const block_q8_0 *a) {
 
 static float dot_q5_1(int64_t nb, const block_q5_1 *w, const block_q8_1 *a) {
     float sum = 0;
+    uint8_t q[32];
     for (int64_t i = 0; i < nb; i++) {
-        uint32_t qh = load_u32le(w[i].qh);
-        int s = 0;
-        for (int j = 0; j < 32; j++) s += q5_elem(w[i].qs, qh, j) * a[i].qs[j];
+        unpack_q5(w[i].qs, w[i].qh, q);
+        int s = dot_i8_u8(q, a[i].qs, 32, 0);
         sum += fp16_to_f32(w[i].d) * fp16_to_f32(a[i].d) * (float)s
              + fp16_to_f32(w[i].m) * fp16_to_f32(a[i].s);
     }
@@ -558,21 +587,16 @@ static float dot_q8_0(int64_t nb, const block_q8_0 *w, const block_q8_0 *a) {
  * and summ = sum_j mn[j] * (a's sum over sub-block j, from bsums). */
 static float dot_qk(int64_t nb, const void *wv, bool five, const block_q8_K *a) {
     float sum = 0;
+    uint8_t q[256];
     for (int64_t i = 0; i < nb; i++) {
         const block_q4_K *b4 = (const block_q4_K *)wv + i;
         const block_q5_K *b5 = (const block_q5_K *)wv + i;
-        const uint8_t *qs = five ? b5->qs : b4->qs;
         uint8_t sc[8], mn[8];
         quant_k_scales(five ? b5->scales : b4->scales, sc, mn);
+        unpack_qk(five ? b5->qs : b4->qs, five ? b5->qh : NULL, q);
         int sumi = 0, summ = 0;
         for (int j = 0; j < 8; j++) {
-            int c = j / 2, half = j & 1, s = 0;
-            for (int l = 0; l < 32; l++) {
-                int q = half ? qs[32 * c + l] >> 4 : qs[32 * c + l] & 15;
-                if (five) q |= ((b5->qh[l] >> (2 * c + half)) & 1) << 4;
-                s += q * a[i].qs[32 * j + l];
-            }
-            sumi += sc[j] * s;
+            sumi += sc[j] * dot_i8_u8(q + 32 * j, a[i].qs + 32 * j, 32, 0);
             summ += mn[j] * (a[i].bsums[2 * j] + a[i].bsums[2 * j + 1]);
         }
         float d = fp16_to_f32(five ? b5->d : b4->d), dmin = fp16_to_f32(five ? b5->dmin : b4->dmin);
@@ -583,11 +607,13 @@ static float dot_qk(int64_t nb, const void *wv, bool five, const block_q8_K *a) 
 
 static float dot_q6_K(int64_t nb, const block_q6_K *w, const block_q8_K *a) {
     float sum = 0;
+    int8_t q[256];
     for (int64_t i = 0; i < nb; i++) {
+        unpack_q6_K(&w[i], q);
         int sumi = 0;
         for (int g = 0; g < 16; g++) {
             int s = 0;
-            for (int k = 16 * g; k < 16 * g + 16; k++) s += (q6_elem(&w[i], k) - 32) * a[i].qs[k];
+            for (int k = 16 * g; k < 16 * g + 16; k++) s += q[k] * a[i].qs[k];
             sumi += w[i].scales[g] * s;
         }
         sum += a[i].d * (fp16_to_f32(w[i].d) * (float)sumi);

@@ -48,8 +48,10 @@ void quant_quantize_row_ref(qtype t, const float *x, void *y, int64_t n);
 void quant_dequantize_row_ref(qtype t, const void *x, float *y, int64_t n);
 
 /* Reference dot product of a weight row w (type t) with an activation row a
- * already in qtype_get(t)->dot_type. Accumulates in float/int exactly as the
- * fast kernels intend (block by block); the fast kernels match it by NMSE. */
+ * already in qtype_get(t)->dot_type. Block types form exact integer sums per
+ * block (per super-block for the K-quants) and scale them in float block by
+ * block, as the fast kernels do; float types accumulate in double. The fast
+ * kernels match it by NMSE (the K-quant kernels bit for bit). */
 float quant_dot_ref(qtype t, int64_t n, const void *w, const void *a);
 /* ---- Block layouts ------------------------------------------------------
  * Byte-exact mirrors of the GGUF block formats. Half-precision fields are raw

@@ -28,7 +28,11 @@ cpu_act_fn cpu_act_get(qtype dot_type, cpu_isa isa);
 /* Y (n_tok x rows, row-major) = X (n_tok x cols, f32) * W^T, where W is
  * rows x cols of type wt, rows stored contiguously (row r at r*row_bytes).
  * Work is split over the pool's threads. ws must hold
- * cpu_matmul_ws_bytes(wt, cols, n_tok) bytes (activations converted once). */
+ * cpu_matmul_ws_bytes(wt, cols, n_tok) bytes (activations converted once;
+ * 0 for float weight types, ws may then be NULL). cols must be a multiple
+ * of wt's block size (aborts otherwise: the model loader checks shapes).
+ * Every Y element is bit-identical whatever the pool size and whatever
+ * n_tok (a token's row equals a one-token call). */
 size_t cpu_matmul_ws_bytes(qtype wt, int64_t cols, int64_t n_tok);
 void cpu_matmul(pool *p, cpu_isa isa, qtype wt, const void *W, int64_t rows, int64_t cols,
                 const float *X, int64_t n_tok, float *Y, void *ws);
@@ -39,9 +43,9 @@ void cpu_matmul(pool *p, cpu_isa isa, qtype wt, const void *W, int64_t rows, int
  * same ISA's cpu_dot_fn returns for that row, so results never depend on
  * how tokens are batched or how work is split over threads.
  * The rows must be in the matmul activation layout (cpu_act_convert writes
- * it): the dot_type blocks, then for Q8_0 / Q8_1 the block scales as floats
- * at byte offset cpu_act_scales_offset (see there). */
-enum { CPU_DOTN_MAX = 4 };
+ * it): the dot_type blocks, then for Q8_0 / Q8_1 a tail of per-block
+ * cpu_act_aux records (see below). The matmul uses dotn for one token too. */
+enum { CPU_DOTN_MAX = 8 };
 typedef void (*cpu_dotn_fn)(int64_t n, const void *w, const void *a, size_t a_stride, int n_act,
                             float *out);
 /* Float weight types (F32, F16, BF16) sum their columns in chunks of
@@ -65,14 +69,21 @@ void cpu_matmul_act(pool *p, cpu_isa isa, qtype wt, const void *W, int64_t rows,
                     const void *A, size_t a_stride, int64_t n_tok, float *Y);
 
 /* Matmul activation layout of one row of n elements of dot_type: the blocks
- * (qtype_row_bytes), padding to 64 bytes, then for Q8_0 the float d of each
- * block, for Q8_1 the float d of each block followed by the float s of each
- * block (exact copies of the half values: converting once per row spares
- * every row x token pair of a matmul the conversion). Q8_K (float d
- * already) and F32 rows have no tail.
- * cpu_act_scales_offset: byte offset of the float tail; cpu_act_row_stride:
+ * (qtype_row_bytes), padding to 64 bytes, then one cpu_act_aux per block
+ * for Q8_0 and Q8_1: exact float copies of the half scales, converted once
+ * per row instead of in every row x token pair of a matmul, and for Q8_0
+ * the block's sum(qs) times 8 and 16, which let Q4_0 / Q5_0 multiply their
+ * unsigned weights and take the offset off in one integer subtraction.
+ * Q8_K (float d and bsums already) and F32 rows have no tail.
+ * cpu_act_scales_offset: byte offset of the tail; cpu_act_row_stride:
  * bytes of the whole row rounded up to 64; cpu_act_fill_scales writes the
  * tail of a row whose blocks are in place. */
+typedef struct cpu_act_aux {
+    float d;        /* block scale (Q8_0, Q8_1) */
+    float s;        /* Q8_1: the block's s; Q8_0: unused */
+    int32_t sum8;   /* Q8_0: 8 * sum(qs) */
+    int32_t sum16;  /* Q8_0: 16 * sum(qs) */
+} cpu_act_aux;
 size_t cpu_act_scales_offset(qtype dot_type, int64_t n);
 size_t cpu_act_row_stride(qtype dot_type, int64_t n);
 void cpu_act_fill_scales(qtype dot_type, void *row, int64_t n);

@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#ifdef SLUICE_X86
+#include <cpuid.h>
+#endif
 #include "backend/cpu/cpu_kernels.h"
 #include "core/fp16.h"
 #include "sluice/sluice.h"
@@ -83,11 +86,21 @@ const char *cpu_isa_name(cpu_isa isa) {
     return "unknown";
 }
 
+#ifdef SLUICE_X86
+/* F16C straight from CPUID leaf 1 (ECX bit 29): some compilers' (clang 14)
+ * __builtin_cpu_supports does not know "f16c". The builtin covers the rest,
+ * including the OS check that AVX / AVX-512 register state is enabled. */
+static bool has_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c >> 29 & 1);
+}
+#endif
+
 cpu_isa cpu_isa_detect(void) {
     cpu_isa best = CPU_ISA_SCALAR;
 #ifdef SLUICE_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c()) {
         best = CPU_ISA_AVX2;
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))

@@ -46,13 +46,27 @@ INLINE int hsum_epi32(__m256i v) {
 
 INLINE float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
-/* 32 int8 x int8 products summed in pairs of four into 8 int32, as float.
- * The sign of x is moved onto y so maddubs sees an unsigned left side. */
-INLINE __m256 dot_s8(__m256i x, __m256i ax, __m256i y) {
-    __m256i p = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(y, x));
-    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+/* Exact horizontal sums of nt (<= 8) int32 vectors at once: a hadd tree
+ * costs about what two single sums do, whatever nt is. */
+INLINE void hsums_epi32(const __m256i *v, int nt, int *out) {
+    if (nt == 1) { out[0] = hsum_epi32(v[0]); return; }
+    const __m256i z = _mm256_setzero_si256();
+    __m256i h01 = _mm256_hadd_epi32(v[0], v[1]);
+    __m256i h23 = _mm256_hadd_epi32(nt > 2 ? v[2] : z, nt > 3 ? v[3] : z);
+    __m256i q0 = _mm256_hadd_epi32(h01, h23);
+    int tmp[8];
+    _mm_storeu_si128((__m128i *)tmp, _mm_add_epi32(_mm256_castsi256_si128(q0), _mm256_extracti128_si256(q0, 1)));
+    if (nt > 4) {
+        __m256i h45 = _mm256_hadd_epi32(v[4], nt > 5 ? v[5] : z);
+        __m256i h67 = _mm256_hadd_epi32(nt > 6 ? v[6] : z, nt > 7 ? v[7] : z);
+        __m256i q1 = _mm256_hadd_epi32(h45, h67);
+        _mm_storeu_si128((__m128i *)(tmp + 4), _mm_add_epi32(_mm256_castsi256_si128(q1), _mm256_extracti128_si256(q1, 1)));
+    }
+    for (int t = 0; t < nt; t++) out[t] = tmp[t];
 }
-/* Same with an unsigned x (0..31). */
+
+/* 32 products of an unsigned ux (0..63) and a signed y, summed in fours
+ * into 8 int32, as float. */
 INLINE __m256 dot_u8(__m256i ux, __m256i y) {
     __m256i p = _mm256_maddubs_epi16(ux, y);
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
@@ -135,71 +149,113 @@ INLINE void float_dotn(int64_t n, const void *w, const void *a, size_t as, int n
     }
 }
 
+/* Two accumulators per row need 2 nt registers: rows go four at a time
+ * (each row's arithmetic is independent, so this changes no bits). */
+INLINE void float_rows(int64_t n, const void *w, const void *a, size_t as, int nt, float *out, int kind) {
+    if (nt <= 4) {
+        float_dotn(n, w, a, as, nt, out, kind);
+    } else {
+        float_dotn(n, w, a, as, 4, out, kind);
+        float_dotn(n, w, (const char *)a + 4 * as, as, nt - 4, out + 4, kind);
+    }
+}
 INLINE void f32_dotn(int64_t n, const void *w, const void *a, size_t as, int nt, float *out, int tab) {
-    float_dotn(n, w, a, as, nt, out, W_F32);
+    float_rows(n, w, a, as, nt, out, W_F32);
 }
 INLINE void f16_dotn(int64_t n, const void *w, const void *a, size_t as, int nt, float *out, int tab) {
-    float_dotn(n, w, a, as, nt, out, W_F16);
+    float_rows(n, w, a, as, nt, out, W_F16);
 }
 INLINE void bf16_dotn(int64_t n, const void *w, const void *a, size_t as, int nt, float *out, int tab) {
-    float_dotn(n, w, a, as, nt, out, W_BF16);
+    float_rows(n, w, a, as, nt, out, W_BF16);
 }
 
 /* ---- Q4_0 / Q5_0 / Q8_0 weights x Q8_0 activations ------------------------ */
 
 enum { K_Q4_0, K_Q5_0, K_Q8_0 };
 
-/* Signed q of block i and its scale d (as half bits). */
-INLINE __m256i decode_s8(const void *w, int64_t i, int kind, uint16_t *d) {
+/* Q4_0 / Q5_0: the unsigned q (0..15 / 0..31) of block i and its scale d
+ * (half bits); the offset (8 / 16) is taken off later as off * sum(qa).
+ * Q8_0: the signed q. */
+INLINE __m256i decode_q(const void *w, int64_t i, int kind, uint16_t *d) {
     if (kind == K_Q4_0) {
         const block_q4_0 *b = (const block_q4_0 *)w + i;
         *d = b->d;
-        return _mm256_sub_epi8(nibbles32(b->qs), _mm256_set1_epi8(8));
+        return nibbles32(b->qs);
     }
-    if (kind == K_Q5_0) { /* q - 16 = nibble, minus 16 where the fifth bit is clear */
+    if (kind == K_Q5_0) {
         const block_q5_0 *b = (const block_q5_0 *)w + i;
         *d = b->d;
-        return _mm256_or_si256(nibbles32(b->qs), _mm256_andnot_si256(bits32(b->qh), _mm256_set1_epi8((char)0xF0)));
+        return _mm256_or_si256(nibbles32(b->qs), _mm256_and_si256(bits32(b->qh), _mm256_set1_epi8(0x10)));
     }
     const block_q8_0 *b = (const block_q8_0 *)w + i;
     *d = b->d;
     return _mm256_loadu_si256((const __m256i *)b->qs);
 }
 
+/* The tail record (cpu_act_aux) of activation block i of row t. */
+INLINE const cpu_act_aux *act_aux(const void *a, size_t as, int t, int64_t i, size_t soff) {
+    return (const cpu_act_aux *)((const char *)a + (size_t)t * as + soff) + i;
+}
+
 /* Scale of activation block i of row t: from the float tail of the matmul
  * layout (tab, the multi-row form) or from the block's half (single dot).
  * The two are the same value, so both forms stay bit-identical. */
 INLINE float act_d(const void *a, size_t as, int t, int64_t i, size_t soff, int tab, uint16_t half) {
-    return tab ? ((const float *)((const char *)a + (size_t)t * as + soff))[i] : h2f(half);
+    return tab ? act_aux(a, as, t, i, soff)->d : h2f(half);
 }
 
+/* off * sum(qa) (off 8 or 16) of activation block i of row t in lane 0 of a
+ * vector: from the tail (tab) or counted. */
+INLINE __m256i act_offsum(const void *a, size_t as, int t, int64_t i, size_t soff, int tab, int off, __m256i y) {
+    int v;
+    if (tab) {
+        const cpu_act_aux *x = act_aux(a, as, t, i, soff);
+        v = off == 8 ? x->sum8 : x->sum16;
+    } else {
+        __m256i p = _mm256_maddubs_epi16(_mm256_set1_epi8(1), y);
+        v = off * hsum_epi32(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+    }
+    return _mm256_zextsi128_si256(_mm_cvtsi32_si128(v));
+}
+
+/* 8 int32 lanes of q . qa (four products each). Q4_0/Q5_0 multiply the
+ * unsigned q directly and subtract off * sum(qa) from lane 0: the lanes then
+ * sum to exactly sum((q - off) qa), with two fewer multiply-port operations
+ * per block than moving q's sign onto qa (which Q8_0 still needs). */
 INLINE void q80_block(const void *w, const void *a, size_t as, int nt, int64_t i, int kind, int tab,
                       size_t soff, __m256 *acc) {
     uint16_t hd;
-    __m256i q = decode_s8(w, i, kind, &hd);
-    __m256i aq = _mm256_sign_epi8(q, q);
-    __m256 d = _mm256_set1_ps(h2f(hd));
+    __m256i q = decode_q(w, i, kind, &hd);
+    __m256i aq = kind == K_Q8_0 ? _mm256_sign_epi8(q, q) : q;
+    /* converted as a vector so the compiler keeps d * da a vector multiply
+     * with da broadcast from memory (a load, not a shuffle) */
+    __m256 d = _mm256_cvtph_ps(_mm_set1_epi16((short)hd));
     for (int t = 0; t < nt; t++) {
         const block_q8_0 *b = AROW(block_q8_0, a, t, as) + i;
-        __m256 p = dot_s8(q, aq, _mm256_loadu_si256((const __m256i *)b->qs));
+        __m256i y = _mm256_loadu_si256((const __m256i *)b->qs);
+        __m256i p = _mm256_maddubs_epi16(aq, kind == K_Q8_0 ? _mm256_sign_epi8(y, q) : y);
+        __m256i p32 = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+        if (kind != K_Q8_0) {
+            p32 = _mm256_sub_epi32(p32, act_offsum(a, as, t, i, soff, tab, kind == K_Q4_0 ? 8 : 16, y));
+        }
         __m256 s = _mm256_mul_ps(d, _mm256_set1_ps(act_d(a, as, t, i, soff, tab, b->d)));
-        acc[t] = _mm256_fmadd_ps(s, p, acc[t]);
+        acc[t] = _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(p32), acc[t]);
     }
 }
 
-/* Even blocks into acc0, odd into acc1: two FMA chains in flight. */
+/* One FMA chain per activation row (with up to 8 rows, two would not fit
+ * in 16 registers; for one row the chain's latency hides under the block's
+ * other work). */
 INLINE void q80_dotn(int64_t n, const void *w, const void *a, size_t as, int nt, float *out, int kind, int tab) {
-    int64_t nb = n / 32, i = 0;
+    int64_t nb = n / 32;
     size_t soff = tab ? cpu_act_scales_offset(QT_Q8_0, n) : 0;
-    __m256 acc0[MAXT], acc1[MAXT];
-    for (int t = 0; t < nt; t++) acc0[t] = acc1[t] = _mm256_setzero_ps();
-    for (; i + 2 <= nb; i += 2) {
-        PREFETCH_W((const uint8_t *)w + i * (kind == K_Q4_0 ? 18 : kind == K_Q5_0 ? 22 : 34));
-        q80_block(w, a, as, nt, i, kind, tab, soff, acc0);
-        q80_block(w, a, as, nt, i + 1, kind, tab, soff, acc1);
+    __m256 acc[MAXT];
+    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        if (!(i & 1)) PREFETCH_W((const uint8_t *)w + i * (kind == K_Q4_0 ? 18 : kind == K_Q5_0 ? 22 : 34));
+        q80_block(w, a, as, nt, i, kind, tab, soff, acc);
     }
-    if (i < nb) q80_block(w, a, as, nt, i, kind, tab, soff, acc0);
-    for (int t = 0; t < nt; t++) out[t] = hsum_ps(_mm256_add_ps(acc0[t], acc1[t]));
+    for (int t = 0; t < nt; t++) out[t] = hsum_ps(acc[t]);
 }
 
 INLINE void q4_0_dotn(int64_t n, const void *w, const void *a, size_t as, int nt, float *out, int tab) {
@@ -216,7 +272,7 @@ INLINE void q8_0_dotn(int64_t n, const void *w, const void *a, size_t as, int nt
  * x = d q + m, so w . a = d da (q . qa) + m (da sum qa) = ... + m * a.s. */
 
 INLINE void q81_block(const void *w, const void *a, size_t as, int nt, int64_t i, int five, int tab,
-                      size_t soff, int64_t nb, __m256 *acc, float *summ) {
+                      size_t soff, __m256 *acc, float *summ) {
     __m256i q;
     uint16_t hd, hm;
     if (five) {
@@ -235,23 +291,21 @@ INLINE void q81_block(const void *w, const void *a, size_t as, int nt, int64_t i
         __m256 p = dot_u8(q, _mm256_loadu_si256((const __m256i *)b->qs));
         __m256 s = _mm256_mul_ps(d, _mm256_set1_ps(act_d(a, as, t, i, soff, tab, b->d)));
         acc[t] = _mm256_fmadd_ps(s, p, acc[t]);
-        summ[t] += m * act_d(a, as, t, nb + i, soff, tab, b->s);
+        summ[t] += m * (tab ? act_aux(a, as, t, i, soff)->s : h2f(b->s));
     }
 }
 
 INLINE void q81_dotn(int64_t n, const void *w, const void *a, size_t as, int nt, float *out, int five, int tab) {
-    int64_t nb = n / 32, i = 0;
+    int64_t nb = n / 32;
     size_t soff = tab ? cpu_act_scales_offset(QT_Q8_1, n) : 0;
-    __m256 acc0[MAXT], acc1[MAXT];
+    __m256 acc[MAXT];
     float summ[MAXT];
-    for (int t = 0; t < nt; t++) { acc0[t] = acc1[t] = _mm256_setzero_ps(); summ[t] = 0; }
-    for (; i + 2 <= nb; i += 2) {
-        PREFETCH_W((const uint8_t *)w + i * (five ? 24 : 20));
-        q81_block(w, a, as, nt, i, five, tab, soff, nb, acc0, summ);
-        q81_block(w, a, as, nt, i + 1, five, tab, soff, nb, acc1, summ);
+    for (int t = 0; t < nt; t++) { acc[t] = _mm256_setzero_ps(); summ[t] = 0; }
+    for (int64_t i = 0; i < nb; i++) {
+        if (!(i & 1)) PREFETCH_W((const uint8_t *)w + i * (five ? 24 : 20));
+        q81_block(w, a, as, nt, i, five, tab, soff, acc, summ);
     }
-    if (i < nb) q81_block(w, a, as, nt, i, five, tab, soff, nb, acc0, summ);
-    for (int t = 0; t < nt; t++) out[t] = hsum_ps(_mm256_add_ps(acc0[t], acc1[t])) + summ[t];
+    for (int t = 0; t < nt; t++) out[t] = hsum_ps(acc[t]) + summ[t];
 }
 
 INLINE void q4_1_dotn(int64_t n, const void *w, const void *a, size_t as, int nt, float *out, int tab) {
@@ -299,12 +353,14 @@ INLINE void qk_dotn(int64_t n, const void *w, const void *a, size_t as, int nt, 
             }
         }
         float d = h2f(five ? b5->d : b4->d), dmin = h2f(five ? b5->dmin : b4->dmin);
-        for (int t = 0; t < nt; t++) {
-            const block_q8_K *y = AROW(block_q8_K, a, t, as) + i;
-            int summ = hsum_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), mn_pairs));
-            int sumi = hsum_epi32(iacc[t]);
-            sum[t] += y->d * (d * (float)sumi - dmin * (float)summ);
-        }
+        __m256i vm[MAXT];
+        int sumi[MAXT], summ[MAXT];
+        for (int t = 0; t < nt; t++)
+            vm[t] = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(AROW(block_q8_K, a, t, as) + i)->bsums), mn_pairs);
+        hsums_epi32(iacc, nt, sumi);
+        hsums_epi32(vm, nt, summ);
+        for (int t = 0; t < nt; t++)
+            sum[t] += (AROW(block_q8_K, a, t, as) + i)->d * (d * (float)sumi[t] - dmin * (float)summ[t]);
     }
     for (int t = 0; t < nt; t++) out[t] = sum[t];
 }
@@ -358,12 +414,14 @@ INLINE void q6_K_dotn(int64_t n, const void *w, const void *a, size_t as, int nt
         }
         __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
         float d = h2f(b->d);
-        for (int t = 0; t < nt; t++) {
-            const block_q8_K *y = AROW(block_q8_K, a, t, as) + i;
-            int corr = hsum_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), sc16));
-            int sumi = hsum_epi32(iacc[t]) - 32 * corr;
-            sum[t] += y->d * (d * (float)sumi);
-        }
+        __m256i vc[MAXT];
+        int sumi[MAXT], corr[MAXT];
+        for (int t = 0; t < nt; t++)
+            vc[t] = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(AROW(block_q8_K, a, t, as) + i)->bsums), sc16);
+        hsums_epi32(iacc, nt, sumi);
+        hsums_epi32(vc, nt, corr);
+        for (int t = 0; t < nt; t++)
+            sum[t] += (AROW(block_q8_K, a, t, as) + i)->d * (d * (float)(sumi[t] - 32 * corr[t]));
     }
     for (int t = 0; t < nt; t++) out[t] = sum[t];
 }
@@ -383,7 +441,11 @@ INLINE void q6_K_dotn(int64_t n, const void *w, const void *a, size_t as, int nt
         case 1: name##_dotn(n, w, a, as, 1, out, 1); break;                                 \
         case 2: name##_dotn(n, w, a, as, 2, out, 1); break;                                 \
         case 3: name##_dotn(n, w, a, as, 3, out, 1); break;                                 \
-        default: name##_dotn(n, w, a, as, 4, out, 1); break;                                \
+        case 4: name##_dotn(n, w, a, as, 4, out, 1); break;                                 \
+        case 5: name##_dotn(n, w, a, as, 5, out, 1); break;                                 \
+        case 6: name##_dotn(n, w, a, as, 6, out, 1); break;                                 \
+        case 7: name##_dotn(n, w, a, as, 7, out, 1); break;                                 \
+        default: name##_dotn(n, w, a, as, 8, out, 1); break;                                \
         }                                                                                   \
     }
 DEFINE_DOT(f32)

@@ -6,7 +6,8 @@
  *  - many tokens (prompt) are compute-bound: each task takes TILE_ROWS rows
  *    and runs them against the tokens CPU_DOTN_MAX at a time, so a row is
  *    decoded once per group of tokens while the tile and the group's
- *    activation rows stay in L1/L2.
+ *    activation rows stay in L1/L2 (float weights, whose f32 activation
+ *    rows are large, go a CPU_FLOAT_KCHUNK column chunk at a time).
  *
  * X is converted once into the weight type's activation format (Q8_0, Q8_1,
  * Q8_K, with float copies of the block scales: see cpu_act_row_stride;
@@ -20,7 +21,7 @@
 
 enum {
     TILE_ROWS = 16,      /* rows per task when n_tok > 1 */
-    TASKS_PER_THREAD = 4 /* one-token split: enough tasks to even out stragglers */
+    TASKS_PER_THREAD = 8 /* one-token split: enough tasks to even out stragglers */
 };
 
 static void die(const char *what) {
@@ -42,21 +43,22 @@ size_t cpu_act_scales_offset(qtype dot_type, int64_t n) {
 
 size_t cpu_act_row_stride(qtype dot_type, int64_t n) {
     uint64_t off = round64(checked_row_bytes(dot_type, n)), nb = (uint64_t)n / 32;
-    if (dot_type == QT_Q8_0) return (size_t)round64(off + nb * sizeof(float));
-    if (dot_type == QT_Q8_1) return (size_t)round64(off + 2 * nb * sizeof(float));
+    if (dot_type == QT_Q8_0 || dot_type == QT_Q8_1) return (size_t)round64(off + nb * sizeof(cpu_act_aux));
     return (size_t)off;
 }
 
 void cpu_act_fill_scales(qtype dot_type, void *row, int64_t n) {
     if (dot_type != QT_Q8_0 && dot_type != QT_Q8_1) return;
-    int64_t nb = n / 32;
-    float *f = (float *)((uint8_t *)row + cpu_act_scales_offset(dot_type, n));
-    for (int64_t i = 0; i < nb; i++) {
+    cpu_act_aux *aux = (cpu_act_aux *)((uint8_t *)row + cpu_act_scales_offset(dot_type, n));
+    for (int64_t i = 0; i < n / 32; i++) {
         if (dot_type == QT_Q8_0) {
-            f[i] = fp16_to_f32(((const block_q8_0 *)row)[i].d);
+            const block_q8_0 *b = (const block_q8_0 *)row + i;
+            int sum = 0;
+            for (int j = 0; j < 32; j++) sum += b->qs[j];
+            aux[i] = (cpu_act_aux){fp16_to_f32(b->d), 0, 8 * sum, 16 * sum};
         } else {
-            f[i] = fp16_to_f32(((const block_q8_1 *)row)[i].d);
-            f[nb + i] = fp16_to_f32(((const block_q8_1 *)row)[i].s);
+            const block_q8_1 *b = (const block_q8_1 *)row + i;
+            aux[i] = (cpu_act_aux){fp16_to_f32(b->d), fp16_to_f32(b->s), 0, 0};
         }
     }
 }
@@ -144,14 +146,12 @@ static void mm_rows(const mm_ctx *c, int64_t r0, int64_t r1, int64_t t0, int nt)
     }
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *w = c->W + (size_t)r * c->row_bytes;
-        if (nt == 1) {
-            y[r] = c->dot(c->cols, w, a);
-        } else if (c->dotn) {
+        if (c->dotn) { /* also for one token: it reads the layout's float scales */
             float out[CPU_DOTN_MAX];
             c->dotn(c->cols, w, a, c->a_stride, nt, out);
             for (int j = 0; j < nt; j++) y[(size_t)j * (size_t)c->rows + r] = out[j];
         } else {
-            for (int j = 0; j < nt; j++)
+            for (int j = 0; j < nt; j++) /* scalar: one row at a time */
                 y[(size_t)j * (size_t)c->rows + r] = c->dot(c->cols, w, a + (size_t)j * c->a_stride);
         }
     }

@@ -1,5 +1,6 @@
 /* threadpool.c — spin-then-sleep worker pool (see threadpool.h). */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -13,7 +14,10 @@
 #define cpu_relax() ((void)0)
 #endif
 
-enum { SPIN_LIMIT = 1 << 16 };
+/* Waiting: spin with pause for SPIN_PAUSES rounds (a step takes microseconds),
+ * then sched_yield (another process may hold the core our partner needs),
+ * then, for workers, sleep on the condition variable. */
+enum { SPIN_PAUSES = 1 << 12, SPIN_YIELDS = 1 << 8 };
 
 struct worker_arg { pool *p; int id; };
 
@@ -45,7 +49,9 @@ static void *worker_main(void *arg) {
     for (;;) {
         int spins = 0;
         while (atomic_load_explicit(&p->gen, memory_order_acquire) == seen) {
-            if (++spins < SPIN_LIMIT) { cpu_relax(); continue; }
+            ++spins;
+            if (spins < SPIN_PAUSES) { cpu_relax(); continue; }
+            if (spins < SPIN_PAUSES + SPIN_YIELDS) { sched_yield(); continue; }
             pthread_mutex_lock(&p->mu);
             while (atomic_load(&p->gen) == seen) pthread_cond_wait(&p->cv, &p->mu);
             pthread_mutex_unlock(&p->mu);
@@ -118,5 +124,8 @@ void pool_run(pool *p, int n_tasks, pool_task_fn fn, void *ctx) {
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     run_tasks(p, 0);
-    while (atomic_load_explicit(&p->workers_done, memory_order_acquire) < p->n - 1) cpu_relax();
+    for (int spins = 0; atomic_load_explicit(&p->workers_done, memory_order_acquire) < p->n - 1; spins++) {
+        if (spins < SPIN_PAUSES) cpu_relax();
+        else sched_yield();
+    }
 }

@@ -28,7 +28,7 @@ struct fwd_ctx {
     uint8_t **v_cache;        /* n_layer x (kvdim, n_ctx) transposed */
     cpu_dot_fn kv_dot;        /* dot of a cache row (kv type) with f32 */
     /* scratch for one chunk of n_batch tokens */
-    float *x, *xb, *q, *k, *v, *att, *gate, *up;
+    float *x, *xb, *xb2, *q, *k, *v, *att, *gate, *up;
     float *rope_cs;           /* (n_batch, n_rot/2, 2) cos/sin */
     float *scores;            /* (n_threads, n_ctx) */
     void *ws;
@@ -61,7 +61,7 @@ size_t fwd_estimate_bytes(const model *m, uint32_t n_ctx, uint32_t n_batch, kv_t
     size_t elem = kv == KV_F16 ? 2 : 4;
     size_t cache = 2 * (size_t)hp->n_layer * n_ctx * kvdim * elem;
     size_t B = n_batch;
-    size_t scratch = sizeof(float) * (B * hp->n_embd * 2 + B * qdim * 2 + B * kvdim * 2 + B * hp->n_ff * 2 +
+    size_t scratch = sizeof(float) * (B * hp->n_embd * 3 + B * qdim * 2 + B * kvdim * 2 + B * hp->n_ff * 2 +
                                       B * hp->n_rot + (size_t)n_threads * n_ctx);
     return cache + scratch + ws_need(m, n_batch) + sizeof(float) * (size_t)hp->n_vocab;
 }
@@ -101,6 +101,7 @@ sluice_status fwd_create(fwd_ctx **out, const model *m, const fwd_params *p, slu
     if (ok) {
         c->x = malloc(sizeof(float) * B * hp->n_embd);
         c->xb = malloc(sizeof(float) * B * max_sz(hp->n_embd, qdim));
+        c->xb2 = malloc(sizeof(float) * B * hp->n_embd);
         c->q = malloc(sizeof(float) * B * qdim);
         c->k = malloc(sizeof(float) * B * kvdim);
         c->v = malloc(sizeof(float) * B * kvdim);
@@ -113,7 +114,7 @@ sluice_status fwd_create(fwd_ctx **out, const model *m, const fwd_params *p, slu
         c->ws = malloc(max_sz(c->ws_bytes, 64));
         c->logits_cap = 1;
         c->logits = malloc(sizeof(float) * hp->n_vocab);
-        ok = c->x && c->xb && c->q && c->k && c->v && c->att && c->gate && c->up && c->rope_cs && c->scores &&
+        ok = c->x && c->xb && c->xb2 && c->q && c->k && c->v && c->att && c->gate && c->up && c->rope_cs && c->scores &&
              c->ws && c->logits;
     }
     if (!ok) {
@@ -131,7 +132,7 @@ void fwd_free(fwd_ctx *c) {
     for (uint32_t l = 0; c->k_cache && l < c->m->hp.n_layer; l++) free(c->k_cache[l]);
     for (uint32_t l = 0; c->v_cache && l < c->m->hp.n_layer; l++) free(c->v_cache[l]);
     free(c->k_cache); free(c->v_cache);
-    free(c->x); free(c->xb); free(c->q); free(c->k); free(c->v); free(c->att);
+    free(c->x); free(c->xb); free(c->xb2); free(c->q); free(c->k); free(c->v); free(c->att);
     free(c->gate); free(c->up); free(c->rope_cs); free(c->scores); free(c->ws); free(c->logits);
     pool_destroy(c->pool);
     free(c);
@@ -166,11 +167,28 @@ static void matmul(fwd_ctx *c, const gguf_tensor *w, const float *X, uint32_t n_
     cpu_matmul(c->pool, c->isa, w->type, w->data, (int64_t)w->ne[1], (int64_t)w->ne[0], X, n_tok, Y, c->ws);
 }
 
-static void add_bias(float *y, const gguf_tensor *b, uint32_t n_tok, uint32_t dim) {
+/* Y_i = X W_i^T for weights that share the input X: X is converted to each
+ * activation format once, not once per matrix. */
+static void matmul_shared(fwd_ctx *c, const gguf_tensor *const *w, float *const *Y, int n, const float *X,
+                          uint32_t n_tok) {
+    const void *A = NULL;
+    size_t stride = 0;
+    qtype have = QT_COUNT;
+    for (int i = 0; i < n; i++) {
+        qtype dt = qtype_get(w[i]->type)->dot_type;
+        if (!A || dt != have) {
+            A = cpu_act_convert(c->pool, c->isa, w[i]->type, (int64_t)w[i]->ne[0], X, n_tok, c->ws, &stride);
+            have = dt;
+        }
+        cpu_matmul_act(c->pool, c->isa, w[i]->type, w[i]->data, (int64_t)w[i]->ne[1], (int64_t)w[i]->ne[0], A, stride,
+                       n_tok, Y[i]);
+    }
+}
+
+static void add_bias(float *y, const gguf_tensor *b, uint32_t dim) {
     if (!b) return;
     const float *bb = b->data;
-    for (uint32_t t = 0; t < n_tok; t++)
-        for (uint32_t i = 0; i < dim; i++) y[(size_t)t * dim + i] += bb[i];
+    for (uint32_t i = 0; i < dim; i++) y[i] += bb[i];
 }
 
 /* YaRN ramp: 1 for dims that keep extrapolated frequencies, 0 for interpolated. */
@@ -209,50 +227,46 @@ static void rope_table(fwd_ctx *c, uint32_t pos0, uint32_t n_tok) {
     }
 }
 
-/* Rotates each head of x (n_tok, n_heads * hd) in place. */
-static void rope_apply(const fwd_ctx *c, float *x, uint32_t n_tok, uint32_t n_heads) {
+/* Rotates each head of x (n_heads * hd) of token t in place. */
+static void rope_apply(const fwd_ctx *c, float *x, uint32_t t, uint32_t n_heads) {
     const model_hparams *hp = &c->m->hp;
     uint32_t hd = hp->head_dim, half = hp->n_rot / 2;
     bool neox = c->m->arch->rope == ROPE_NEOX;
-    for (uint32_t t = 0; t < n_tok; t++) {
-        const float *cs = c->rope_cs + (size_t)t * half * 2;
-        for (uint32_t h = 0; h < n_heads; h++) {
-            float *v = x + ((size_t)t * n_heads + h) * hd;
-            for (uint32_t i = 0; i < half; i++) {
-                uint32_t a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
-                float x0 = v[a], x1 = v[b], co = cs[2 * i], si = cs[2 * i + 1];
-                v[a] = x0 * co - x1 * si;
-                v[b] = x0 * si + x1 * co;
-            }
+    const float *cs = c->rope_cs + (size_t)t * half * 2;
+    for (uint32_t h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * hd;
+        for (uint32_t i = 0; i < half; i++) {
+            uint32_t a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+            float x0 = v[a], x1 = v[b], co = cs[2 * i], si = cs[2 * i + 1];
+            v[a] = x0 * co - x1 * si;
+            v[b] = x0 * si + x1 * co;
         }
     }
 }
 
-static void head_norm(float *x, const gguf_tensor *w, uint32_t n_tok, uint32_t n_heads, uint32_t hd, float eps) {
+static void head_norm(float *x, const gguf_tensor *w, uint32_t n_heads, uint32_t hd, float eps) {
     if (!w) return;
-    for (size_t r = 0; r < (size_t)n_tok * n_heads; r++) rmsnorm(x + r * hd, x + r * hd, w->data, hd, eps);
+    for (uint32_t h = 0; h < n_heads; h++) rmsnorm(x + (size_t)h * hd, x + (size_t)h * hd, w->data, hd, eps);
 }
 
-static void kv_store(fwd_ctx *c, uint32_t layer, uint32_t pos0, uint32_t n_tok) {
+/* Writes token t's K row and V column (at position pos) into the cache. */
+static void kv_store(fwd_ctx *c, uint32_t layer, uint32_t t, uint32_t pos) {
     const model_hparams *hp = &c->m->hp;
     size_t kvdim = (size_t)hp->n_head_kv * hp->head_dim;
-    for (uint32_t t = 0; t < n_tok; t++) {
-        size_t pos = pos0 + t;
-        const float *kr = c->k + t * kvdim, *vr = c->v + t * kvdim;
-        if (c->kv == KV_F16) {
-            uint16_t *kd = (uint16_t *)c->k_cache[layer] + pos * kvdim;
-            uint16_t *vd = (uint16_t *)c->v_cache[layer];
-            for (size_t i = 0; i < kvdim; i++) {
-                kd[i] = f32_to_fp16(kr[i]);
-                vd[i * c->n_ctx + pos] = f32_to_fp16(vr[i]);
-            }
-        } else {
-            float *kd = (float *)c->k_cache[layer] + pos * kvdim;
-            float *vd = (float *)c->v_cache[layer];
-            for (size_t i = 0; i < kvdim; i++) {
-                kd[i] = kr[i];
-                vd[i * c->n_ctx + pos] = vr[i];
-            }
+    const float *kr = c->k + t * kvdim, *vr = c->v + t * kvdim;
+    if (c->kv == KV_F16) {
+        uint16_t *kd = (uint16_t *)c->k_cache[layer] + pos * kvdim;
+        uint16_t *vd = (uint16_t *)c->v_cache[layer];
+        for (size_t i = 0; i < kvdim; i++) {
+            kd[i] = f32_to_fp16(kr[i]);
+            vd[i * c->n_ctx + pos] = f32_to_fp16(vr[i]);
+        }
+    } else {
+        float *kd = (float *)c->k_cache[layer] + pos * kvdim;
+        float *vd = (float *)c->v_cache[layer];
+        for (size_t i = 0; i < kvdim; i++) {
+            kd[i] = kr[i];
+            vd[i * c->n_ctx + pos] = vr[i];
         }
     }
 }
@@ -294,52 +308,100 @@ static void embed(fwd_ctx *c, const int32_t *tok, uint32_t n_tok) {
                                  (int64_t)e->ne[0]);
 }
 
+/* Per-token work between the matrix products, run over tokens in parallel. */
+typedef enum row_stage {
+    ROW_ATTN_NORM,  /* [x += xb (previous block's FFN)]; xb = rmsnorm(x) * attn_norm */
+    ROW_QKV_POST,   /* biases, Q/K head norms, rope, K/V into the cache */
+    ROW_FFN_NORM,   /* x += xb (attention out); xb = rmsnorm(x) * ffn_norm */
+    ROW_SWIGLU,     /* gate = silu(gate) * up */
+    ROW_OUT_NORM,   /* x += xb; xb2[t - out_from] = rmsnorm(x) * out_norm for t >= out_from */
+} row_stage;
+
+typedef struct row_job {
+    fwd_ctx *c;
+    const layer_weights *w;
+    uint32_t layer;
+    row_stage stage;
+    bool add_residual;
+    uint32_t out_from;
+} row_job;
+
+static void row_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const row_job *j = ctx;
+    fwd_ctx *c = j->c;
+    const model_hparams *hp = &c->m->hp;
+    const layer_weights *w = j->w;
+    uint32_t t = (uint32_t)task, E = hp->n_embd, hd = hp->head_dim;
+    float *x = c->x + (size_t)t * E, *xb = c->xb + (size_t)t * E;
+    switch (j->stage) {
+    case ROW_ATTN_NORM:
+    case ROW_FFN_NORM:
+    case ROW_OUT_NORM:
+        if (j->add_residual)
+            for (uint32_t i = 0; i < E; i++) x[i] += xb[i];
+        if (j->stage == ROW_OUT_NORM) {
+            if (t >= j->out_from)
+                rmsnorm(c->xb2 + (size_t)(t - j->out_from) * E, x, c->m->out_norm->data, E, hp->rms_eps);
+        } else {
+            rmsnorm(xb, x, (j->stage == ROW_ATTN_NORM ? w->attn_norm : w->ffn_norm)->data, E, hp->rms_eps);
+        }
+        break;
+    case ROW_QKV_POST: {
+        uint32_t qdim = hp->n_head * hd, kvdim = hp->n_head_kv * hd;
+        float *q = c->q + (size_t)t * qdim, *k = c->k + (size_t)t * kvdim, *v = c->v + (size_t)t * kvdim;
+        add_bias(q, w->bq, qdim);
+        add_bias(k, w->bk, kvdim);
+        add_bias(v, w->bv, kvdim);
+        head_norm(q, w->q_norm, hp->n_head, hd, hp->rms_eps);
+        head_norm(k, w->k_norm, hp->n_head_kv, hd, hp->rms_eps);
+        rope_apply(c, q, t, hp->n_head);
+        rope_apply(c, k, t, hp->n_head_kv);
+        kv_store(c, j->layer, t, c->n_past + t);
+        break;
+    }
+    case ROW_SWIGLU: {
+        float *g = c->gate + (size_t)t * hp->n_ff, *u = c->up + (size_t)t * hp->n_ff;
+        for (uint32_t i = 0; i < hp->n_ff; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+        break;
+    }
+    }
+}
+
+static void rows(fwd_ctx *c, row_stage stage, const layer_weights *w, uint32_t layer, bool add_residual, uint32_t n_tok,
+                 uint32_t out_from) {
+    row_job j = {c, w, layer, stage, add_residual, out_from};
+    pool_run(c->pool, (int)n_tok, row_task, &j);
+}
+
 /* One chunk of n_tok <= n_batch tokens at positions n_past... Writes logits
  * of tokens [out_from, n_tok) to out (rows of n_vocab). */
 static void eval_chunk(fwd_ctx *c, const int32_t *tok, uint32_t n_tok, uint32_t out_from, float *out) {
     const model *m = c->m;
     const model_hparams *hp = &m->hp;
-    uint32_t E = hp->n_embd, hd = hp->head_dim, F = hp->n_ff;
-    uint32_t qdim = hp->n_head * hd, kvdim = hp->n_head_kv * hd;
     embed(c, tok, n_tok);
     rope_table(c, c->n_past, n_tok);
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const layer_weights *w = &m->layers[l];
-        for (uint32_t t = 0; t < n_tok; t++)
-            rmsnorm(c->xb + (size_t)t * E, c->x + (size_t)t * E, w->attn_norm->data, E, hp->rms_eps);
-        matmul(c, w->wq, c->xb, n_tok, c->q);
-        matmul(c, w->wk, c->xb, n_tok, c->k);
-        matmul(c, w->wv, c->xb, n_tok, c->v);
-        add_bias(c->q, w->bq, n_tok, qdim);
-        add_bias(c->k, w->bk, n_tok, kvdim);
-        add_bias(c->v, w->bv, n_tok, kvdim);
-        head_norm(c->q, w->q_norm, n_tok, hp->n_head, hd, hp->rms_eps);
-        head_norm(c->k, w->k_norm, n_tok, hp->n_head_kv, hd, hp->rms_eps);
-        rope_apply(c, c->q, n_tok, hp->n_head);
-        rope_apply(c, c->k, n_tok, hp->n_head_kv);
-        kv_store(c, l, c->n_past, n_tok);
+        rows(c, ROW_ATTN_NORM, w, l, l > 0, n_tok, 0);
+        const gguf_tensor *qkv[3] = {w->wq, w->wk, w->wv};
+        float *qkv_out[3] = {c->q, c->k, c->v};
+        matmul_shared(c, qkv, qkv_out, 3, c->xb, n_tok);
+        rows(c, ROW_QKV_POST, w, l, false, n_tok, 0);
         attn_job job = {c, l, c->n_past, n_tok};
         pool_run(c->pool, (int)(n_tok * hp->n_head), attn_task, &job);
         matmul(c, w->wo, c->att, n_tok, c->xb);
-        for (size_t i = 0; i < (size_t)n_tok * E; i++) c->x[i] += c->xb[i];
-
-        for (uint32_t t = 0; t < n_tok; t++)
-            rmsnorm(c->xb + (size_t)t * E, c->x + (size_t)t * E, w->ffn_norm->data, E, hp->rms_eps);
-        matmul(c, w->w_gate, c->xb, n_tok, c->gate);
-        matmul(c, w->w_up, c->xb, n_tok, c->up);
-        for (size_t i = 0; i < (size_t)n_tok * F; i++) {
-            float g = c->gate[i];
-            c->gate[i] = g / (1.0f + expf(-g)) * c->up[i];
-        }
+        rows(c, ROW_FFN_NORM, w, l, true, n_tok, 0);
+        const gguf_tensor *gu[2] = {w->w_gate, w->w_up};
+        float *gu_out[2] = {c->gate, c->up};
+        matmul_shared(c, gu, gu_out, 2, c->xb, n_tok);
+        rows(c, ROW_SWIGLU, w, l, false, n_tok, 0);
         matmul(c, w->w_down, c->gate, n_tok, c->xb);
-        for (size_t i = 0; i < (size_t)n_tok * E; i++) c->x[i] += c->xb[i];
     }
-    uint32_t n_out = n_tok - out_from;
     c->n_past += n_tok;
-    if (!n_out) return;
-    for (uint32_t t = 0; t < n_out; t++)
-        rmsnorm(c->xb + (size_t)t * E, c->x + (size_t)(out_from + t) * E, m->out_norm->data, E, hp->rms_eps);
-    matmul(c, m->output, c->xb, n_out, out);
+    if (out_from >= n_tok) return; /* no logits from this chunk: its last residual is not needed */
+    rows(c, ROW_OUT_NORM, NULL, 0, true, n_tok, out_from);
+    matmul(c, m->output, c->xb2, n_tok - out_from, out);
 }
 
 sluice_status fwd_eval(fwd_ctx *c, const int32_t *tokens, uint32_t n, bool all_logits, sluice_error *err) {

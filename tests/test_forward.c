@@ -63,6 +63,13 @@ static void ref_forward(const char *path, const int32_t *tok, int n_tok, float *
     char key[96];
     snprintf(key, sizeof key, "%s.rope.freq_base", arch);
     gguf_get_f32(g, key, &base);
+    float rope_div = 1; /* linear rope scaling divides positions by the factor */
+    gguf_str st;
+    snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+    if (gguf_get_str(g, key, &st) && gguf_str_eq(st, "linear")) {
+        snprintf(key, sizeof key, "%s.rope.scaling.factor", arch);
+        cr_assert(gguf_get_f32(g, key, &rope_div));
+    }
     const gguf_tensor *emb = gguf_find_tensor(g, "token_embd.weight");
     int V = (int)emb->ne[1];
     const float *out_w = W(g, "output.weight", 0);
@@ -94,7 +101,7 @@ static void ref_forward(const char *path, const int32_t *tok, int n_tok, float *
             for (int h = 0; h < H + HK; h++) {
                 double *vec = h < H ? q + h * hd : k + (h - H) * hd;
                 for (int i = 0; i < hd / 2; i++) {
-                    double th = t * pow(base, -2.0 * i / hd);
+                    double th = t / (double)rope_div * pow(base, -2.0 * i / hd);
                     int a = neox ? i : 2 * i, b = neox ? i + hd / 2 : 2 * i + 1;
                     double x0 = vec[a], x1 = vec[b];
                     vec[a] = x0 * cos(th) - x1 * sin(th);
@@ -204,6 +211,12 @@ static void check_against_reference(model_gen_spec s, const char *stem) {
 
 Test(forward, llama_gqa_matches_reference) { check_against_reference(spec("llama", false, 1), "llama"); }
 Test(forward, llama_tied_matches_reference) { check_against_reference(spec("llama", true, 2), "llama-tied"); }
+Test(forward, llama_linear_rope_scaling_matches_reference) {
+    model_gen_spec s = spec("llama", false, 12);
+    s.rope_linear = 4.0f;
+    s.rope_base = 500000.0f;
+    check_against_reference(s, "llama-linear");
+}
 Test(forward, qwen2_bias_matches_reference) { check_against_reference(spec("qwen2", false, 3), "qwen2"); }
 Test(forward, qwen3_qk_norm_matches_reference) {
     model_gen_spec s = spec("qwen3", true, 4);

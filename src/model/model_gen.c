@@ -134,6 +134,12 @@ sluice_status model_gen_write(const model_gen_spec *s, const char *path, sluice_
     snprintf(key, sizeof key, "%s.rope.freq_base", a);
     gguf_writer_set_f32(g.w, key, s->rope_base > 0 ? s->rope_base : 10000.0f);
 #undef KEY_U32
+    if (s->rope_linear > 0) {
+        snprintf(key, sizeof key, "%s.rope.scaling.type", a);
+        gguf_writer_set_str(g.w, key, "linear");
+        snprintf(key, sizeof key, "%s.rope.scaling.factor", a);
+        gguf_writer_set_f32(g.w, key, s->rope_linear);
+    }
     bool bias = !strcmp(a, "qwen2"), qk_norm = !strcmp(a, "qwen3");
     qtype wt = s->wtype;
     if ((st = add(&g, "token_embd.weight", wt, s->n_embd, n_vocab, 0))) goto out;

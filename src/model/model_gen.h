@@ -14,6 +14,7 @@ typedef struct model_gen_spec {
     qtype wtype;             /* type of the 2-D weights: F32, F16 or BF16 */
     uint64_t seed;
     float rope_base;         /* 0 = 10000 */
+    float rope_linear;       /* > 0: rope.scaling.type linear with this factor */
     const char *vocab_from;  /* copy tokenizer.* keys from this GGUF, or NULL
                                 for a small SentencePiece-style byte vocab */
 } model_gen_spec;

@@ -33,11 +33,6 @@ typedef struct sym {
     int32_t prev, next;
 } sym;
 
-typedef struct bigram {
-    int32_t rank, left, right;
-    uint32_t size;
-} bigram;
-
 /* Scratch buffers reused across the pieces of one call. */
 typedef struct bpe_work {
     char *word;  /* byte-encoded piece */
@@ -46,8 +41,7 @@ typedef struct bpe_work {
     size_t key_cap;
     sym *syms;
     size_t syms_cap;
-    bigram *heap;
-    size_t heap_n, heap_cap;
+    tok_pair_heap heap;
 } bpe_work;
 
 static bool grow(void **p, size_t *cap, size_t need, size_t elem) {
@@ -61,39 +55,6 @@ static bool grow(void **p, size_t *cap, size_t need, size_t elem) {
     return true;
 }
 
-/* a pops before b: lower rank, then leftmost */
-static bool before(const bigram *a, const bigram *b) {
-    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
-}
-
-static bool heap_push(bpe_work *w, bigram b) {
-    if (!grow((void **)&w->heap, &w->heap_cap, w->heap_n + 1, sizeof *w->heap)) return false;
-    size_t i = w->heap_n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!before(&b, &w->heap[p])) break;
-        w->heap[i] = w->heap[p];
-        i = p;
-    }
-    w->heap[i] = b;
-    return true;
-}
-
-static bigram heap_pop(bpe_work *w) {
-    bigram top = w->heap[0], last = w->heap[--w->heap_n];
-    size_t i = 0, n = w->heap_n;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && before(&w->heap[c + 1], &w->heap[c])) c++;
-        if (!before(&w->heap[c], &last)) break;
-        w->heap[i] = w->heap[c];
-        i = c;
-    }
-    if (n) w->heap[i] = last;
-    return top;
-}
-
 static bool add_bigram(const tokenizer *t, bpe_work *w, int32_t l, int32_t r) {
     if (l < 0 || r < 0) return true;
     const sym *a = &w->syms[l], *b = &w->syms[r];
@@ -104,7 +65,7 @@ static bool add_bigram(const tokenizer *t, bpe_work *w, int32_t l, int32_t r) {
     memcpy(w->key + a->n + 1, w->word + b->off, b->n);
     int32_t rank = tok_map_find(&t->merge_map, &t->merges, w->key, kn);
     if (rank < 0) return true;
-    return heap_push(w, (bigram){rank, l, r, a->n + b->n});
+    return tok_heap_push(&w->heap, (tok_pair){rank, l, r, a->n + b->n});
 }
 
 /* Merges and emits one byte-encoded piece w->word[0..wn). */
@@ -121,11 +82,11 @@ static bool bpe_piece(const tokenizer *t, bpe_work *w, size_t wn, tok_ids *out) 
         off += n;
         w->syms[ns] = (sym){(uint32_t)(off - n), (uint32_t)n, ns - 1, off == wn ? -1 : ns + 1};
     }
-    w->heap_n = 0;
+    w->heap.n = 0;
     for (int32_t i = 1; i < ns; i++)
         if (!add_bigram(t, w, i - 1, i)) return false;
-    while (w->heap_n) {
-        bigram b = heap_pop(w);
+    while (w->heap.n) {
+        tok_pair b = tok_heap_pop(&w->heap);
         sym *l = &w->syms[b.left], *r = &w->syms[b.right];
         if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue; /* stale */
         l->n += r->n;
@@ -169,7 +130,7 @@ bool tok_bpe_encode(const tokenizer *t, const char *text, size_t len, tok_ids *o
     free(w.word);
     free(w.key);
     free(w.syms);
-    free(w.heap);
+    free(w.heap.v);
     free(sp.v);
     free(clean);
     return ok;

@@ -26,6 +26,14 @@ enum {
 
 /* Strings stored back to back in one arena, each NUL-terminated; entry i is
  * data[off[i] .. off[i] + len[i]). */
+/* A candidate merge of the adjacent symbols left and right (size bytes
+ * together). The heap pops the lowest prio first, then the leftmost: SPM
+ * pushes -score, BPE the merge rank. */
+typedef struct tok_pair { double prio; int32_t left, right; uint32_t size; } tok_pair;
+typedef struct tok_pair_heap { tok_pair *v; size_t n, cap; } tok_pair_heap;
+bool tok_heap_push(tok_pair_heap *h, tok_pair p); /* false on out of memory */
+tok_pair tok_heap_pop(tok_pair_heap *h);          /* h->n must be > 0 */
+
 typedef struct tok_strtab {
     char *data;
     size_t size, cap;

@@ -13,70 +13,24 @@ typedef struct sym {
     int32_t prev, next;
 } sym;
 
-typedef struct bigram {
-    float score;
-    int32_t left, right;
-    uint32_t size;
-} bigram;
-
 typedef struct spm_work {
     const char *text;
     sym *syms;
-    bigram *heap;
-    size_t heap_n, heap_cap;
+    tok_pair_heap heap;
 } spm_work;
-
-/* a pops before b: higher score, then leftmost */
-static bool before(const bigram *a, const bigram *b) {
-    return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-
-static bool heap_push(spm_work *w, bigram b) {
-    if (w->heap_n == w->heap_cap) {
-        size_t cap = w->heap_cap ? w->heap_cap * 2 : 64;
-        bigram *h = realloc(w->heap, cap * sizeof *h);
-        if (!h) return false;
-        w->heap = h;
-        w->heap_cap = cap;
-    }
-    size_t i = w->heap_n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!before(&b, &w->heap[p])) break;
-        w->heap[i] = w->heap[p];
-        i = p;
-    }
-    w->heap[i] = b;
-    return true;
-}
-
-static bigram heap_pop(spm_work *w) {
-    bigram top = w->heap[0], last = w->heap[--w->heap_n];
-    size_t i = 0, n = w->heap_n;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && before(&w->heap[c + 1], &w->heap[c])) c++;
-        if (!before(&w->heap[c], &last)) break;
-        w->heap[i] = w->heap[c];
-        i = c;
-    }
-    if (n) w->heap[i] = last;
-    return top;
-}
 
 static bool try_bigram(const tokenizer *t, spm_work *w, int32_t l, int32_t r) {
     if (l < 0 || r < 0) return true;
     uint32_t n = w->syms[l].n + w->syms[r].n; /* adjacent: the text is contiguous */
     int32_t id = tok_lookup(t, w->text + w->syms[l].off, n);
     if (id < 0) return true;
-    return heap_push(w, (bigram){t->score[id], l, r, n});
+    return tok_heap_push(&w->heap, (tok_pair){-(double)t->score[id], l, r, n});
 }
 
 bool tok_spm_encode(const tokenizer *t, const char *text, size_t len, tok_ids *out) {
     if (!len) return true;
     if (len > UINT32_MAX) return false;
-    spm_work w = {text, malloc(len * sizeof(sym)), NULL, 0, 0};
+    spm_work w = {.text = text, .syms = malloc(len * sizeof(sym))};
     if (!w.syms) return false;
     int32_t ns = 0;
     for (size_t off = 0; off < len; ns++) {
@@ -87,8 +41,8 @@ bool tok_spm_encode(const tokenizer *t, const char *text, size_t len, tok_ids *o
     }
     bool ok = true;
     for (int32_t i = 1; ok && i < ns; i++) ok = try_bigram(t, &w, i - 1, i);
-    while (ok && w.heap_n) {
-        bigram b = heap_pop(&w);
+    while (ok && w.heap.n) {
+        tok_pair b = tok_heap_pop(&w.heap);
         sym *l = &w.syms[b.left], *r = &w.syms[b.right];
         if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue; /* stale */
         l->n += r->n;
@@ -114,6 +68,6 @@ bool tok_spm_encode(const tokenizer *t, const char *text, size_t len, tok_ids *o
         }
     }
     free(w.syms);
-    free(w.heap);
+    free(w.heap.v);
     return ok;
 }

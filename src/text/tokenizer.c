@@ -10,6 +10,44 @@
 
 /* ---- string table, hash map, id vector ---- */
 
+static bool pair_before(const tok_pair *a, const tok_pair *b) {
+    return a->prio < b->prio || (a->prio == b->prio && a->left < b->left);
+}
+
+bool tok_heap_push(tok_pair_heap *h, tok_pair p) {
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 64;
+        tok_pair *v = realloc(h->v, cap * sizeof *v);
+        if (!v) return false;
+        h->v = v;
+        h->cap = cap;
+    }
+    size_t i = h->n++;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!pair_before(&p, &h->v[parent])) break;
+        h->v[i] = h->v[parent];
+        i = parent;
+    }
+    h->v[i] = p;
+    return true;
+}
+
+tok_pair tok_heap_pop(tok_pair_heap *h) {
+    tok_pair top = h->v[0], last = h->v[--h->n];
+    size_t i = 0, n = h->n;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && pair_before(&h->v[c + 1], &h->v[c])) c++;
+        if (!pair_before(&h->v[c], &last)) break;
+        h->v[i] = h->v[c];
+        i = c;
+    }
+    if (n) h->v[i] = last;
+    return top;
+}
+
 bool tok_strtab_add(tok_strtab *tab, const char *s, size_t n) {
     if (n > UINT32_MAX - 1 || tab->size + n + 1 > UINT32_MAX) return false;
     if (tab->n == tab->n_cap) {

@@ -18,16 +18,24 @@ static cJSON *golden(void) {
     return j;
 }
 
-static void greedy_case(kv_type kv, int threads) {
+/* Loads the model, its tokenizer and the golden file; skips without them. */
+static cJSON *load_stories(model **m, tokenizer **tok) {
     const char *mp = tu_model_file("stories260K.gguf");
     char *path = mp ? strdup(mp) : NULL;
     cJSON *j = golden();
     if (!path || !j) cr_skip("stories260K.gguf / stories260K.greedy.json not found: set SLUICE_MODELS");
+    sluice_error err = {0};
+    cr_assert_eq(model_load(m, path, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(tok_load(tok, (*m)->gguf, &err), SLUICE_OK, "%s", err.msg);
+    free(path);
+    return j;
+}
+
+static void greedy_case(kv_type kv, int threads) {
     model *m;
     tokenizer *tok;
+    cJSON *j = load_stories(&m, &tok);
     sluice_error err = {0};
-    cr_assert_eq(model_load(&m, path, &err), SLUICE_OK, "%s", err.msg);
-    cr_assert_eq(tok_load(&tok, m->gguf, &err), SLUICE_OK, "%s", err.msg);
     cJSON *c;
     int n_cases = 0;
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "cases")) {
@@ -65,7 +73,6 @@ static void greedy_case(kv_type kv, int threads) {
     tok_free(tok);
     model_free(m);
     cJSON_Delete(j);
-    free(path);
 }
 
 Test(stories260k, greedy_matches_golden_f32_kv) { greedy_case(KV_F32, 2); }
@@ -73,15 +80,9 @@ Test(stories260k, greedy_matches_golden_f16_kv) { greedy_case(KV_F16, 2); }
 Test(stories260k, greedy_matches_golden_one_thread) { greedy_case(KV_F16, 1); }
 
 Test(stories260k, golden_text_decodes) {
-    const char *mp = tu_model_file("stories260K.gguf");
-    char *path = mp ? strdup(mp) : NULL;
-    cJSON *j = golden();
-    if (!path || !j) cr_skip("stories260K.gguf / stories260K.greedy.json not found: set SLUICE_MODELS");
     model *m;
     tokenizer *tok;
-    sluice_error err = {0};
-    cr_assert_eq(model_load(&m, path, &err), SLUICE_OK, "%s", err.msg);
-    cr_assert_eq(tok_load(&tok, m->gguf, &err), SLUICE_OK, "%s", err.msg);
+    cJSON *j = load_stories(&m, &tok);
     cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "cases"), 1);
     cJSON *ids = cJSON_GetObjectItem(c, "token_ids");
     int n = cJSON_GetArraySize(ids);
@@ -94,5 +95,4 @@ Test(stories260k, golden_text_decodes) {
     tok_free(tok);
     model_free(m);
     cJSON_Delete(j);
-    free(path);
 }

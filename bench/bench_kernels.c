@@ -7,6 +7,11 @@
  *       bench/bench_kernels.c <objects of src/core, src/model/quant.c and
  *       src/backend/cpu/ (SIMD files with their flags)> -lpthread -lm
  *
+ * or, simplest, against a CMake build's libraries:
+ *
+ *   gcc -std=c11 -O3 -D_GNU_SOURCE -DSLUICE_X86=1 -Iinclude -Isrc bench/bench_kernels.c \
+ *       build/libsluice_backend.a build/libsluice_model.a build/libsluice_core.a -lpthread -lm
+ *
  *   bench_kernels [rows cols threads reps [type]]   (default 4096 4096 all-CPUs 9, all types)
  *
  * Each figure is the median of `reps` runs. "tg cold" cycles through copies
@@ -110,7 +115,7 @@ int main(int argc, char **argv) {
         for (int k = 0; k < copies; k++) free(bufs[k]);
         free(bufs);
     }
-    printf("%-5s %-7s %9s %12s %12s %8s %14s\n", "type", "isa", "MB", "tg hot GB/s", "tg cold GB/s", "/read", "pp64 GFLOP/s");
+    printf("%-5s %-10s %9s %12s %12s %8s %14s\n", "type", "isa", "MB", "tg hot GB/s", "tg cold GB/s", "/read", "pp64 GFLOP/s");
 
     static const qtype types[] = {QT_F32, QT_F16, QT_BF16, QT_Q8_0, QT_Q4_0, QT_Q4_1,
                                   QT_Q5_0, QT_Q5_1, QT_Q4_K, QT_Q5_K, QT_Q6_K};
@@ -146,7 +151,7 @@ int main(int argc, char **argv) {
                 tp[r] = now_s() - t0;
             }
             double flop = 2.0 * (double)rows * (double)cols, cold = wbytes / median(tc, reps) / 1e9;
-            printf("%-5s %-7s %9.1f %12.1f %12.1f %8.2f %14.1f\n", qtype_get(t)->name, cpu_isa_name((cpu_isa)isa),
+            printf("%-5s %-10s %9.1f %12.1f %12.1f %8.2f %14.1f\n", qtype_get(t)->name, cpu_isa_name((cpu_isa)isa),
                    wbytes / 1e6, wbytes / median(th, reps) / 1e9, cold, cold / read_cold,
                    flop * pp_tok / median(tp, preps) / 1e9);
             fflush(stdout);

@@ -43,12 +43,14 @@ static size_t row_bytes(qtype t, int64_t n) {
 
 Test(isa, detect_and_env_cap) {
     int best = max_isa();
-    cr_expect(best >= CPU_ISA_SCALAR && best <= CPU_ISA_AVX512);
+    cr_expect(best >= CPU_ISA_SCALAR && best <= CPU_ISA_MAX);
     setenv("SLUICE_CPU_ISA", "scalar", 1);
     cr_expect_eq(cpu_isa_detect(), CPU_ISA_SCALAR);
     setenv("SLUICE_CPU_ISA", "avx2", 1);
     cr_expect_eq((int)cpu_isa_detect(), best < CPU_ISA_AVX2 ? best : CPU_ISA_AVX2);
     setenv("SLUICE_CPU_ISA", "AVX512", 1);
+    cr_expect_eq((int)cpu_isa_detect(), best < CPU_ISA_AVX512 ? best : CPU_ISA_AVX512);
+    setenv("SLUICE_CPU_ISA", "avx512vnni", 1);
     cr_expect_eq((int)cpu_isa_detect(), best);
     setenv("SLUICE_CPU_ISA", "bogus", 1); /* ignored (with a warning) */
     cr_expect_eq((int)cpu_isa_detect(), best);
@@ -56,6 +58,7 @@ Test(isa, detect_and_env_cap) {
     cr_expect_str_eq(cpu_isa_name(CPU_ISA_SCALAR), "scalar");
     cr_expect_str_eq(cpu_isa_name(CPU_ISA_AVX2), "avx2");
     cr_expect_str_eq(cpu_isa_name(CPU_ISA_AVX512), "avx512");
+    cr_expect_str_eq(cpu_isa_name(CPU_ISA_AVX512VNNI), "avx512vnni");
 #ifdef SLUICE_X86
     /* every x86-64 CI machine of this project has AVX2 */
     cr_expect(best >= CPU_ISA_AVX2, "AVX2 not detected");
@@ -63,7 +66,7 @@ Test(isa, detect_and_env_cap) {
 }
 
 Test(isa, lookup_tables) {
-    for (int isa = CPU_ISA_SCALAR; isa <= CPU_ISA_AVX512; isa++) {
+    for (int isa = CPU_ISA_SCALAR; isa <= CPU_ISA_MAX; isa++) {
         for (size_t k = 0; k < N_TYPES; k++) {
             cr_expect_not_null(cpu_dot_get(compute_types[k], (cpu_isa)isa), "%s", qtype_get(compute_types[k])->name);
         }
@@ -73,6 +76,8 @@ Test(isa, lookup_tables) {
         cr_expect_null(cpu_dot_get((qtype)4, (cpu_isa)isa));
         cr_expect_null(cpu_dot_get((qtype)1000, (cpu_isa)isa));
         cr_expect_null(cpu_dotn_get(QT_Q2_K, (cpu_isa)isa));
+        cr_expect_null(cpu_gemm_get(QT_Q2_K, (cpu_isa)isa));
+        cr_expect_null(cpu_gemm_get(QT_Q8_K, (cpu_isa)isa));
         cr_expect_not_null(cpu_act_get(QT_Q8_0, (cpu_isa)isa));
         cr_expect_not_null(cpu_act_get(QT_Q8_1, (cpu_isa)isa));
         cr_expect_not_null(cpu_act_get(QT_Q8_K, (cpu_isa)isa));
@@ -80,6 +85,8 @@ Test(isa, lookup_tables) {
         cr_expect_null(cpu_act_get(QT_Q4_0, (cpu_isa)isa));
     }
     cr_expect_null(cpu_dot_get(QT_F32, (cpu_isa)7));
+    cr_expect_null(cpu_gemm_get(QT_Q4_0, (cpu_isa)7));
+    cr_expect_null(cpu_gemm_get(QT_Q4_0, (cpu_isa)-1));
 }
 
 /* ---- dot products ---------------------------------------------------------- */
@@ -179,6 +186,173 @@ Test(dot, extreme_values) {
     cr_assert(fabsf(want - 256.0f * 31 * -128) < 1, "ref %g", want);
     for (int isa = CPU_ISA_SCALAR; isa <= max_isa(); isa++)
         cr_expect_eq(cpu_dot_get(QT_Q6_K, (cpu_isa)isa)(256, &q6, &ak), want, "isa %s", cpu_isa_name((cpu_isa)isa));
+}
+
+/* ---- tiles (cpu_gemm_fn) -------------------------------------------------------- */
+
+/* Every gemm of type t over rows of n elements: each output against the
+ * same ISA's single dot, bit for bit (the contract), at every tile shape
+ * (1..16 rows, 1..8 activation rows), with row, activation and output
+ * strides that are not the packed ones; nothing outside the tile written.
+ * The AVX-512 VNNI block kernels promise more: bit-identical to
+ * quant_dot_ref. */
+static void check_gemm(qtype t, int64_t n, uint64_t seed) {
+    enum { R = CPU_GEMM_ROWS, YS = CPU_GEMM_ROWS + 3 };
+    const qtype_info *ti = qtype_get(t);
+    const bool fl = ti->dot_type == QT_F32;
+    /* rows not packed and not 4- or 64-byte aligned (blocks hold halves:
+     * 2-byte alignment, as in any GGUF file; floats: 4) */
+    size_t rb = row_bytes(t, n), ws = rb + (fl ? 4 : 2) * 7;
+    size_t as = fl ? (size_t)n * 4 + 20 : cpu_act_row_stride(ti->dot_type, n) + 64;
+    float *w = normal_data((size_t)(n * R), seed), *a = normal_data((size_t)(n * CPU_DOTN_MAX), seed + 1);
+    for (int64_t i = 0; i < n * R; i++) w[i] *= (float)(1 + (i / n) % 5);
+    uint8_t *wq = calloc(R, ws), *tmp = malloc(rb), *aq = calloc(CPU_DOTN_MAX, as);
+    for (int r = 0; r < R; r++) {
+        quant_quantize_row_ref(t, w + r * n, tmp, n);
+        memcpy(wq + r * ws, tmp, rb);
+    }
+    for (int j = 0; j < CPU_DOTN_MAX; j++) {
+        quant_quantize_row_ref(ti->dot_type, a + j * n, aq + j * as, n);
+        cpu_act_fill_scales(ti->dot_type, aq + j * as, n);
+    }
+    float want[CPU_DOTN_MAX][R], ref[CPU_DOTN_MAX][R], y[CPU_DOTN_MAX * YS];
+    for (int j = 0; j < CPU_DOTN_MAX; j++)
+        for (int r = 0; r < R; r++) ref[j][r] = quant_dot_ref(t, n, wq + r * ws, aq + j * as);
+    int tested = 0;
+    for (int isa = CPU_ISA_SCALAR; isa <= max_isa(); isa++) {
+        cpu_gemm_fn gemm = cpu_gemm_get(t, (cpu_isa)isa);
+        cpu_dot_fn dot = cpu_dot_get(t, (cpu_isa)isa);
+        if (!gemm) continue;
+        tested++;
+        for (int j = 0; j < CPU_DOTN_MAX; j++)
+            for (int r = 0; r < R; r++) want[j][r] = dot(n, wq + r * ws, aq + j * as);
+        static const int nrs[] = {1, 2, 3, 4, 5, 7, 13, 15, 16};
+        for (size_t k = 0; k < sizeof nrs / sizeof nrs[0]; k++)
+            for (int na = 1; na <= CPU_DOTN_MAX; na++) {
+                const int nr = nrs[k];
+                for (int i = 0; i < CPU_DOTN_MAX * YS; i++) y[i] = -12345.0f;
+                gemm(n, wq, ws, nr, aq, as, na, y, YS);
+                for (int j = 0; j < CPU_DOTN_MAX; j++)
+                    for (int r = 0; r < YS; r++) {
+                        float v = y[j * YS + r];
+                        if (j >= na || r >= nr) {
+                            cr_assert_eq(v, -12345.0f, "%s isa=%s nr=%d na=%d wrote y[%d][%d]", ti->name,
+                                         cpu_isa_name((cpu_isa)isa), nr, na, j, r);
+                            continue;
+                        }
+                        cr_assert(memcmp(&v, &want[j][r], sizeof v) == 0,
+                                  "%s n=%lld isa=%s nr=%d na=%d row %d act %d: %.9g vs dot %.9g", ti->name,
+                                  (long long)n, cpu_isa_name((cpu_isa)isa), nr, na, r, j, v, want[j][r]);
+                        if (isa == CPU_ISA_AVX512VNNI && !fl)
+                            cr_assert(memcmp(&v, &ref[j][r], sizeof v) == 0,
+                                      "%s n=%lld avx512vnni row %d act %d: %.9g vs quant_dot_ref %.9g", ti->name,
+                                      (long long)n, r, j, v, ref[j][r]);
+                    }
+            }
+        /* and against the reference within the dot bound */
+        double e = tu_nmse(&want[0][0], &ref[0][0], (size_t)(CPU_DOTN_MAX * R));
+        cr_assert(e <= DOT_NMSE_BOUND, "%s n=%lld isa=%s: nmse %.3e", ti->name, (long long)n,
+                  cpu_isa_name((cpu_isa)isa), e);
+    }
+#ifdef SLUICE_X86
+    /* the machines this project runs its tests on all have AVX-512 VNNI
+     * or at least AVX-512; then these types must have a tile */
+    if (max_isa() >= CPU_ISA_AVX512VNNI && (t == QT_Q4_0 || t == QT_Q8_0 || t == QT_Q4_K || t == QT_Q6_K))
+        cr_assert(tested > 0, "%s: no gemm at avx512vnni", ti->name);
+    if (max_isa() >= CPU_ISA_AVX512 && fl) cr_assert(tested > 0, "%s: no gemm at avx512", ti->name);
+#endif
+    free(w); free(a); free(wq); free(tmp); free(aq);
+}
+
+Test(gemm, float_types_match_dot) {
+    static const int64_t lens[] = {1, 7, 16, 31, 32, 33, 100, 257, CPU_FLOAT_KCHUNK, CPU_FLOAT_KCHUNK + 1, 2100};
+    qtype ft[] = {QT_F32, QT_F16, QT_BF16};
+    for (size_t k = 0; k < 3; k++)
+        for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) check_gemm(ft[k], lens[i], 700 + i);
+}
+
+Test(gemm, block_types_match_dot) {
+    static const int64_t counts[] = {1, 2, 3, 5, 8, 33};
+    for (size_t k = 3; k < N_TYPES; k++) {
+        int64_t blk = qtype_get(compute_types[k])->block;
+        for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
+            check_gemm(compute_types[k], blk * counts[i], 800 + i);
+    }
+}
+
+/* Largest magnitudes the formats allow, through every tile: no int32 (or
+ * int16 pair) overflow in the VNNI sums, exact against the reference. */
+Test(gemm, extreme_values) {
+    enum { NB = 8, N0 = 32 * NB, NK = 512 };
+    /* Q8_0: weights -128 and 127, activations -127 / 127 */
+    static block_q8_0 w8[CPU_GEMM_ROWS][NB];
+    static uint8_t a8[2][8192];
+    for (int r = 0; r < CPU_GEMM_ROWS; r++)
+        for (int i = 0; i < NB; i++) {
+            w8[r][i].d = 0x3c00;
+            for (int j = 0; j < 32; j++) w8[r][i].qs[j] = (int8_t)(r & 1 ? 127 : -128);
+        }
+    size_t as8 = cpu_act_row_stride(QT_Q8_0, N0);
+    cr_assert(as8 <= sizeof a8[0]);
+    for (int t = 0; t < 2; t++) {
+        block_q8_0 *b = (block_q8_0 *)a8[t];
+        for (int i = 0; i < NB; i++) {
+            b[i].d = 0x3c00;
+            for (int j = 0; j < 32; j++) b[i].qs[j] = (int8_t)(t ? 127 : -127);
+        }
+        cpu_act_fill_scales(QT_Q8_0, a8[t], N0);
+    }
+    /* Q4_0: nibbles all 0 or all 15 */
+    static block_q4_0 w4[CPU_GEMM_ROWS][NB];
+    for (int r = 0; r < CPU_GEMM_ROWS; r++)
+        for (int i = 0; i < NB; i++) {
+            w4[r][i].d = 0x3c00;
+            memset(w4[r][i].qs, r & 1 ? 0xFF : 0x00, 16);
+        }
+    /* Q4_K: every q 15, scales and mins 63; Q6_K: every q 63, scales -128 or 127 */
+    static block_q4_K wk[CPU_GEMM_ROWS][NK / 256];
+    static block_q6_K w6[CPU_GEMM_ROWS][NK / 256];
+    for (int r = 0; r < CPU_GEMM_ROWS; r++)
+        for (int i = 0; i < NK / 256; i++) {
+            wk[r][i].d = wk[r][i].dmin = 0x3c00;
+            memset(wk[r][i].scales, 0xFF, 12);
+            memset(wk[r][i].qs, 0xFF, 128);
+            memset(w6[r][i].ql, 0xFF, sizeof w6[r][i].ql);
+            memset(w6[r][i].qh, 0xFF, sizeof w6[r][i].qh);
+            memset(w6[r][i].scales, r & 1 ? 0x7F : 0x80, sizeof w6[r][i].scales);
+            w6[r][i].d = 0x3c00;
+        }
+    static block_q8_K ak[2][NK / 256];
+    float xk[NK];
+    for (int t = 0; t < 2; t++) {
+        for (int i = 0; i < NK; i++) xk[i] = t ? 1.0f : -1.0f;
+        quant_quantize_row_ref(QT_Q8_K, xk, ak[t], NK);
+    }
+    struct { qtype t; const void *w; size_t ws; const void *a; size_t as; int64_t n; } cases[] = {
+        {QT_Q8_0, w8, sizeof w8[0], a8, sizeof a8[0], N0},
+        {QT_Q4_0, w4, sizeof w4[0], a8, sizeof a8[0], N0},
+        {QT_Q4_K, wk, sizeof wk[0], ak, sizeof ak[0], NK},
+        {QT_Q6_K, w6, sizeof w6[0], ak, sizeof ak[0], NK},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (int isa = CPU_ISA_SCALAR; isa <= max_isa(); isa++) {
+            cpu_gemm_fn gemm = cpu_gemm_get(cases[c].t, (cpu_isa)isa);
+            if (!gemm) continue;
+            float y[2 * CPU_GEMM_ROWS];
+            gemm(cases[c].n, cases[c].w, cases[c].ws, CPU_GEMM_ROWS, cases[c].a, cases[c].as, 2, y, CPU_GEMM_ROWS);
+            for (int t = 0; t < 2; t++)
+                for (int r = 0; r < CPU_GEMM_ROWS; r++) {
+                    const uint8_t *wr = (const uint8_t *)cases[c].w + r * cases[c].ws;
+                    const uint8_t *at = (const uint8_t *)cases[c].a + t * cases[c].as;
+                    float want = cpu_dot_get(cases[c].t, (cpu_isa)isa)(cases[c].n, wr, at);
+                    float ref = quant_dot_ref(cases[c].t, cases[c].n, wr, at);
+                    cr_assert_eq(y[t * CPU_GEMM_ROWS + r], want, "%s isa=%s row %d act %d: %g vs %g",
+                                 qtype_get(cases[c].t)->name, cpu_isa_name((cpu_isa)isa), r, t,
+                                 y[t * CPU_GEMM_ROWS + r], want);
+                    cr_assert(fabsf(want - ref) <= 1e-6f * fabsf(ref), "%s isa=%s: dot %g ref %g",
+                              qtype_get(cases[c].t)->name, cpu_isa_name((cpu_isa)isa), want, ref);
+                }
+        }
 }
 
 /* ---- activation quantizers ------------------------------------------------- */

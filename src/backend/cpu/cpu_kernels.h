@@ -1,6 +1,7 @@
 /* cpu_kernels.h — the CPU engine's hot kernels: per-type dot products
- * (scalar reference, AVX2/FMA, AVX-512, chosen once at run time) and the
- * multithreaded quantized matrix multiply the forward pass is built on. */
+ * (scalar reference, AVX2/FMA, AVX-512, AVX-512 VNNI, chosen once at run
+ * time) and the multithreaded quantized matrix multiply the forward pass is
+ * built on. */
 #ifndef SLUICE_BACKEND_CPU_KERNELS_H
 #define SLUICE_BACKEND_CPU_KERNELS_H
 #include <stddef.h>
@@ -14,9 +15,13 @@ typedef float (*cpu_dot_fn)(int64_t n, const void *w, const void *a);
 /* Converts n floats into an activation row of a dot_type. */
 typedef void (*cpu_act_fn)(const float *x, void *y, int64_t n);
 
-typedef enum cpu_isa { CPU_ISA_SCALAR, CPU_ISA_AVX2, CPU_ISA_AVX512 } cpu_isa;
+/* Each level includes the ones below it. AVX512 is F + BW + VL + DQ;
+ * AVX512VNNI adds the VNNI integer dot products (vpdpbusd). */
+typedef enum cpu_isa { CPU_ISA_SCALAR, CPU_ISA_AVX2, CPU_ISA_AVX512, CPU_ISA_AVX512VNNI } cpu_isa;
+enum { CPU_ISA_MAX = CPU_ISA_AVX512VNNI };
 
-/* Best ISA this CPU supports, capped by env SLUICE_CPU_ISA=scalar|avx2|avx512. */
+/* Best ISA this CPU supports, capped by env
+ * SLUICE_CPU_ISA=scalar|avx2|avx512|avx512vnni. */
 cpu_isa cpu_isa_detect(void);
 const char *cpu_isa_name(cpu_isa isa);
 
@@ -44,7 +49,8 @@ void cpu_matmul(pool *p, cpu_isa isa, qtype wt, const void *W, int64_t rows, int
  * how tokens are batched or how work is split over threads.
  * The rows must be in the matmul activation layout (cpu_act_convert writes
  * it): the dot_type blocks, then for Q8_0 / Q8_1 a tail of per-block
- * cpu_act_aux records (see below). The matmul uses dotn for one token too. */
+ * cpu_act_aux records (see below). Where the ISA has no cpu_gemm_fn for
+ * the type, the matmul uses dotn (for one token too). */
 enum { CPU_DOTN_MAX = 8 };
 typedef void (*cpu_dotn_fn)(int64_t n, const void *w, const void *a, size_t a_stride, int n_act,
                             float *out);
@@ -56,6 +62,20 @@ typedef void (*cpu_dotn_fn)(int64_t n, const void *w, const void *a, size_t a_st
 enum { CPU_FLOAT_KCHUNK = 1024 };
 /* NULL where the ISA (and every lower one) has none: loop the single dot. */
 cpu_dotn_fn cpu_dotn_get(qtype t, cpu_isa isa);
+
+/* A tile of several weight rows by several activation rows at once:
+ * y[j * y_stride + r] = dot(n, row r, act row j) for r < n_rows
+ * (1..CPU_GEMM_ROWS), j < n_act (1..CPU_DOTN_MAX); weight row r starts at
+ * w + r * w_stride bytes, activation rows are as for cpu_dotn_fn (matmul
+ * layout). Each value is bit-identical to what the same ISA's cpu_dot_fn
+ * returns for that pair, so a tile is one more way of batching that changes
+ * no result (float types: also per CPU_FLOAT_KCHUNK chunk, so the matmul
+ * may run it a column chunk at a time). NULL where the ISA providing the
+ * type's dot has none (the matmul then uses dotn). */
+enum { CPU_GEMM_ROWS = 16 };
+typedef void (*cpu_gemm_fn)(int64_t n, const void *w, size_t w_stride, int n_rows, const void *a,
+                            size_t a_stride, int n_act, float *y, size_t y_stride);
+cpu_gemm_fn cpu_gemm_get(qtype t, cpu_isa isa);
 
 /* The two halves of cpu_matmul, for callers that multiply one activation
  * batch by several weights (Q, K, V): convert once, multiply many times.
@@ -72,17 +92,19 @@ void cpu_matmul_act(pool *p, cpu_isa isa, qtype wt, const void *W, int64_t rows,
  * (qtype_row_bytes), padding to 64 bytes, then one cpu_act_aux per block
  * for Q8_0 and Q8_1: exact float copies of the half scales, converted once
  * per row instead of in every row x token pair of a matmul, and for Q8_0
- * the block's sum(qs) times 8 and 16, which let Q4_0 / Q5_0 multiply their
- * unsigned weights and take the offset off in one integer subtraction.
+ * the block's sum(qs) times -8, -16 and -128, which let Q4_0 / Q5_0 (and,
+ * with VNNI, Q8_0 shifted by 128) multiply unsigned weights and take the
+ * offset off in one integer addition.
  * Q8_K (float d and bsums already) and F32 rows have no tail.
  * cpu_act_scales_offset: byte offset of the tail; cpu_act_row_stride:
  * bytes of the whole row rounded up to 64; cpu_act_fill_scales writes the
  * tail of a row whose blocks are in place. */
 typedef struct cpu_act_aux {
-    float d;        /* block scale (Q8_0, Q8_1) */
-    float s;        /* Q8_1: the block's s; Q8_0: unused */
-    int32_t sum8;   /* Q8_0: 8 * sum(qs) */
-    int32_t sum16;  /* Q8_0: 16 * sum(qs) */
+    float d;          /* block scale (Q8_0, Q8_1) */
+    float s;          /* Q8_1: the block's s; Q8_0: unused */
+    int32_t nsum8;    /* Q8_0: -8 * sum(qs) */
+    int32_t nsum16;   /* Q8_0: -16 * sum(qs) */
+    int32_t nsum128;  /* Q8_0: -128 * sum(qs) */
 } cpu_act_aux;
 size_t cpu_act_scales_offset(qtype dot_type, int64_t n);
 size_t cpu_act_row_stride(qtype dot_type, int64_t n);
@@ -93,10 +115,12 @@ void cpu_act_fill_scales(qtype dot_type, void *row, int64_t n);
 typedef struct cpu_kernel_table {
     cpu_dot_fn dot[QT_COUNT];
     cpu_dotn_fn dotn[QT_COUNT];
+    cpu_gemm_fn gemm[QT_COUNT];
     cpu_act_fn act[QT_COUNT]; /* indexed by dot_type */
 } cpu_kernel_table;
 #ifdef SLUICE_X86
-extern const cpu_kernel_table cpu_kernels_avx2;   /* dot_avx2.c */
-extern const cpu_kernel_table cpu_kernels_avx512; /* dot_avx512.c */
+extern const cpu_kernel_table cpu_kernels_avx2;       /* dot_avx2.c */
+extern const cpu_kernel_table cpu_kernels_avx512;     /* dot_avx512.c */
+extern const cpu_kernel_table cpu_kernels_avx512vnni; /* dot_avx512vnni.c */
 #endif
 #endif

@@ -1,7 +1,7 @@
 /* dot.c — portable scalar kernels, run-time ISA detection and the lookup
  * of per-type kernels. Built for the baseline target (no SIMD flags); the
- * AVX2 / AVX-512 tables live in their own files and are only picked after
- * the CPU check here says they can run. */
+ * AVX2 / AVX-512 / AVX-512 VNNI tables live in their own files and are only
+ * picked after the CPU check here says they can run. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -69,9 +69,11 @@ static const cpu_kernel_table *const isa_tables[] = {
 #ifdef SLUICE_X86
     [CPU_ISA_AVX2] = &cpu_kernels_avx2,
     [CPU_ISA_AVX512] = &cpu_kernels_avx512,
+    [CPU_ISA_AVX512VNNI] = &cpu_kernels_avx512vnni,
 #else
     [CPU_ISA_AVX2] = NULL,
     [CPU_ISA_AVX512] = NULL,
+    [CPU_ISA_AVX512VNNI] = NULL,
 #endif
 };
 
@@ -82,6 +84,7 @@ const char *cpu_isa_name(cpu_isa isa) {
     case CPU_ISA_SCALAR: return "scalar";
     case CPU_ISA_AVX2: return "avx2";
     case CPU_ISA_AVX512: return "avx512";
+    case CPU_ISA_AVX512VNNI: return "avx512vnni";
     }
     return "unknown";
 }
@@ -103,24 +106,26 @@ cpu_isa cpu_isa_detect(void) {
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c()) {
         best = CPU_ISA_AVX2;
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
             best = CPU_ISA_AVX512;
+            if (__builtin_cpu_supports("avx512vnni")) best = CPU_ISA_AVX512VNNI;
+        }
     }
 #endif
     const char *cap = getenv("SLUICE_CPU_ISA");
     if (cap && *cap) {
         int c = -1;
-        for (int i = CPU_ISA_SCALAR; i <= CPU_ISA_AVX512; i++)
+        for (int i = CPU_ISA_SCALAR; i <= CPU_ISA_MAX; i++)
             if (strcasecmp(cap, cpu_isa_name((cpu_isa)i)) == 0) c = i;
         if (c < 0)
-            sluice_log(SLUICE_LOG_WARN, "SLUICE_CPU_ISA=%s not one of scalar|avx2|avx512; ignored", cap);
+            sluice_log(SLUICE_LOG_WARN, "SLUICE_CPU_ISA=%s not one of scalar|avx2|avx512|avx512vnni; ignored", cap);
         else if ((cpu_isa)c < best)
             best = (cpu_isa)c;
     }
     return best;
 }
 
-static bool valid_isa(cpu_isa isa) { return (int)isa >= CPU_ISA_SCALAR && (int)isa <= CPU_ISA_AVX512; }
+static bool valid_isa(cpu_isa isa) { return (int)isa >= CPU_ISA_SCALAR && (int)isa <= CPU_ISA_MAX; }
 
 cpu_dot_fn cpu_dot_get(qtype t, cpu_isa isa) {
     const qtype_info *ti = qtype_get((uint32_t)t);
@@ -137,6 +142,15 @@ cpu_dotn_fn cpu_dotn_get(qtype t, cpu_isa isa) {
      * bit-identical to its own ISA's dot, not to another's. */
     for (int i = isa; i >= CPU_ISA_SCALAR; i--)
         if (isa_tables[i] && isa_tables[i]->dot[t]) return isa_tables[i]->dotn[t];
+    return NULL;
+}
+
+cpu_gemm_fn cpu_gemm_get(qtype t, cpu_isa isa) {
+    const qtype_info *ti = qtype_get((uint32_t)t);
+    if (!ti || !ti->compute || !valid_isa(isa)) return NULL;
+    /* as for dotn: only from the table that provides the dot */
+    for (int i = isa; i >= CPU_ISA_SCALAR; i--)
+        if (isa_tables[i] && isa_tables[i]->dot[t]) return isa_tables[i]->gemm[t];
     return NULL;
 }
 

@@ -204,22 +204,22 @@ INLINE float act_d(const void *a, size_t as, int t, int64_t i, size_t soff, int 
     return tab ? act_aux(a, as, t, i, soff)->d : h2f(half);
 }
 
-/* off * sum(qa) (off 8 or 16) of activation block i of row t in lane 0 of a
- * vector: from the tail (tab) or counted. */
-INLINE __m256i act_offsum(const void *a, size_t as, int t, int64_t i, size_t soff, int tab, int off, __m256i y) {
+/* -off * sum(qa) (off 8 or 16) of activation block i of row t in lane 0 of
+ * a vector: from the tail (tab) or counted. */
+INLINE __m256i act_noffsum(const void *a, size_t as, int t, int64_t i, size_t soff, int tab, int off, __m256i y) {
     int v;
     if (tab) {
         const cpu_act_aux *x = act_aux(a, as, t, i, soff);
-        v = off == 8 ? x->sum8 : x->sum16;
+        v = off == 8 ? x->nsum8 : x->nsum16;
     } else {
         __m256i p = _mm256_maddubs_epi16(_mm256_set1_epi8(1), y);
-        v = off * hsum_epi32(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+        v = -off * hsum_epi32(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
     }
     return _mm256_zextsi128_si256(_mm_cvtsi32_si128(v));
 }
 
 /* 8 int32 lanes of q . qa (four products each). Q4_0/Q5_0 multiply the
- * unsigned q directly and subtract off * sum(qa) from lane 0: the lanes then
+ * unsigned q directly and add -off * sum(qa) to lane 0: the lanes then
  * sum to exactly sum((q - off) qa), with two fewer multiply-port operations
  * per block than moving q's sign onto qa (which Q8_0 still needs). */
 INLINE void q80_block(const void *w, const void *a, size_t as, int nt, int64_t i, int kind, int tab,
@@ -236,7 +236,7 @@ INLINE void q80_block(const void *w, const void *a, size_t as, int nt, int64_t i
         __m256i p = _mm256_maddubs_epi16(aq, kind == K_Q8_0 ? _mm256_sign_epi8(y, q) : y);
         __m256i p32 = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
         if (kind != K_Q8_0) {
-            p32 = _mm256_sub_epi32(p32, act_offsum(a, as, t, i, soff, tab, kind == K_Q4_0 ? 8 : 16, y));
+            p32 = _mm256_add_epi32(p32, act_noffsum(a, as, t, i, soff, tab, kind == K_Q4_0 ? 8 : 16, y));
         }
         __m256 s = _mm256_mul_ps(d, _mm256_set1_ps(act_d(a, as, t, i, soff, tab, b->d)));
         acc[t] = _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(p32), acc[t]);

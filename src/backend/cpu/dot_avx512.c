@@ -8,7 +8,9 @@
  * ~25%, the float types ~15%, Q4_K/Q5_K ~10%).
  *
  * Same scheme as dot_avx2.c: one always-inline body over nt activation
- * rows, so the multi-row entry is bit-identical to the single dot. */
+ * rows, so the multi-row entry is bit-identical to the single dot. The
+ * float types also have register tiles (cpu_gemm_fn: rows x tokens of the
+ * same per-pair arithmetic), which the matmul uses for them. */
 #include <immintrin.h>
 #include <string.h>
 #include "backend/cpu/cpu_kernels.h"
@@ -75,6 +77,121 @@ INLINE void float_dotn(int64_t n, const void *w, const void *a, size_t as, int n
         float_chunk(kn, (const uint8_t *)w + (size_t)k0 * esz, (const float *)a + k0, as, nt, part, kind);
         for (int t = 0; t < nt; t++) out[t] = k0 == 0 ? part[t] : out[t] + part[t];
     }
+}
+
+/* Register tiles for the matmul: R rows x T tokens of float_chunk at once,
+ * each (row, token) pair with float_chunk's own two accumulators, steps and
+ * reduction, so every value is bit-identical to it; the tile only shares
+ * each loaded weight vector among T tokens and each activation vector among
+ * R rows (float_chunk alone loads one of each per FMA). out[r * T + t]. */
+INLINE void float_tile(int64_t n, const void *w, size_t ws, const void *a, size_t as, int R, int T, float *out,
+                       int kind) {
+    __m512 acc0[4][4], acc1[4][4];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++) acc0[r][t] = acc1[r][t] = _mm512_setzero_ps();
+    const size_t esz = kind == W_F32 ? 4 : 2;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512 w0[4], w1[4];
+        for (int r = 0; r < R; r++) {
+            const uint8_t *wr = (const uint8_t *)w + (size_t)r * ws;
+            PREFETCH_W(wr + (size_t)i * esz);
+            if (kind == W_F32) PREFETCH_W(wr + (size_t)i * esz + 64);
+            w0[r] = load_w16(wr, i, 0xFFFF, kind);
+            w1[r] = load_w16(wr, i + 16, 0xFFFF, kind);
+        }
+        for (int t = 0; t < T; t++) {
+            const float *x = AROW(float, a, t, as);
+            __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
+            /* in registers: else the compiler folds the loads into the R
+             * FMAs and loads each activation vector R times (load-bound) */
+            if (R > 1) __asm__("" : "+v"(x0), "+v"(x1));
+            for (int r = 0; r < R; r++) {
+                acc0[r][t] = _mm512_fmadd_ps(w0[r], x0, acc0[r][t]);
+                acc1[r][t] = _mm512_fmadd_ps(w1[r], x1, acc1[r][t]);
+            }
+        }
+    }
+    if (i < n) {
+        __mmask16 m0 = tail_mask(n - i), m1 = n - i > 16 ? tail_mask(n - i - 16) : 0;
+        __m512 w0[4], w1[4];
+        for (int r = 0; r < R; r++) {
+            const uint8_t *wr = (const uint8_t *)w + (size_t)r * ws;
+            w0[r] = load_w16(wr, i, m0, kind);
+            w1[r] = load_w16(wr, i + 16, m1, kind);
+        }
+        for (int t = 0; t < T; t++) {
+            const float *x = AROW(float, a, t, as);
+            __m512 x0 = _mm512_maskz_loadu_ps(m0, x + i), x1 = _mm512_maskz_loadu_ps(m1, x + i + 16);
+            for (int r = 0; r < R; r++) {
+                acc0[r][t] = _mm512_fmadd_ps(w0[r], x0, acc0[r][t]);
+                acc1[r][t] = _mm512_fmadd_ps(w1[r], x1, acc1[r][t]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++) out[r * T + t] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[r][t], acc1[r][t]));
+}
+
+/* Tokens t0..t0+T of rows r0..r0+R over all chunks (the chunk partials
+ * summed left to right, as float_dotn does), into y[t * ys + r]. */
+INLINE void float_tile_rows(int64_t n, const void *w, size_t ws, const void *a, size_t as, int R, int T, float *y,
+                            size_t ys, int kind) {
+    const size_t esz = kind == W_F32 ? 4 : 2;
+    for (int64_t k0 = 0; k0 < n || k0 == 0; k0 += CPU_FLOAT_KCHUNK) {
+        int64_t kn = n - k0 < CPU_FLOAT_KCHUNK ? n - k0 : CPU_FLOAT_KCHUNK;
+        float part[16];
+        float_tile(kn, (const uint8_t *)w + (size_t)k0 * esz, ws, (const float *)a + k0, as, R, T, part, kind);
+        for (int r = 0; r < R; r++)
+            for (int t = 0; t < T; t++) {
+                float *o = &y[(size_t)t * ys + (size_t)r];
+                *o = k0 == 0 ? part[r * T + t] : *o + part[r * T + t];
+            }
+    }
+}
+
+/* The float gemm: rows in pairs (one token: fours), tokens in fours. */
+INLINE void float_gemm(int64_t n, const void *w, size_t ws, int nr, const void *a, size_t as, int na, float *y,
+                       size_t ys, int kind) {
+    for (int t0 = 0; t0 < na; t0 += 4) {
+        const int T = na - t0 < 4 ? na - t0 : 4;
+        const void *at = (const char *)a + (size_t)t0 * as;
+        float *yt = y + (size_t)t0 * ys;
+        int r = 0;
+#define FT(R_, T_) float_tile_rows(n, (const uint8_t *)w + (size_t)r * ws, ws, at, as, R_, T_, yt + r, ys, kind)
+        if (T == 1)
+            for (; r + 4 <= nr; r += 4) FT(4, 1);
+        for (; r + 2 <= nr; r += 2) {
+            switch (T) {
+            case 1: FT(2, 1); break;
+            case 2: FT(2, 2); break;
+            case 3: FT(2, 3); break;
+            default: FT(2, 4); break;
+            }
+        }
+        for (; r < nr; r++) {
+            switch (T) {
+            case 1: FT(1, 1); break;
+            case 2: FT(1, 2); break;
+            case 3: FT(1, 3); break;
+            default: FT(1, 4); break;
+            }
+        }
+#undef FT
+    }
+}
+
+static void gemm_f32(int64_t n, const void *w, size_t ws, int nr, const void *a, size_t as, int na, float *y,
+                     size_t ys) {
+    float_gemm(n, w, ws, nr, a, as, na, y, ys, W_F32);
+}
+static void gemm_f16(int64_t n, const void *w, size_t ws, int nr, const void *a, size_t as, int na, float *y,
+                     size_t ys) {
+    float_gemm(n, w, ws, nr, a, as, na, y, ys, W_F16);
+}
+static void gemm_bf16(int64_t n, const void *w, size_t ws, int nr, const void *a, size_t as, int na, float *y,
+                      size_t ys) {
+    float_gemm(n, w, ws, nr, a, as, na, y, ys, W_BF16);
 }
 
 INLINE void f32_dotn(int64_t n, const void *w, const void *a, size_t as, int nt, float *out) {
@@ -293,4 +410,5 @@ const cpu_kernel_table cpu_kernels_avx512 = {
             [QT_Q4_K] = dot_q4_K, [QT_Q5_K] = dot_q5_K, [QT_Q6_K] = dot_q6_K},
     .dotn = {[QT_F32] = dotn_f32, [QT_F16] = dotn_f16, [QT_BF16] = dotn_bf16,
              [QT_Q4_K] = dotn_q4_K, [QT_Q5_K] = dotn_q5_K, [QT_Q6_K] = dotn_q6_K},
+    .gemm = {[QT_F32] = gemm_f32, [QT_F16] = gemm_f16, [QT_BF16] = gemm_bf16},
 };

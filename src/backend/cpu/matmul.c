@@ -9,11 +9,16 @@
  *    activation rows stay in L1/L2 (float weights, whose f32 activation
  *    rows are large, go a CPU_FLOAT_KCHUNK column chunk at a time).
  *
+ * Where the ISA has a tile kernel (cpu_gemm_fn: AVX-512 VNNI block types,
+ * AVX-512 float types) rows go CPU_GEMM_ROWS at a time through it, for one
+ * token too; else row by row through dotn (or dot).
+ *
  * X is converted once into the weight type's activation format (Q8_0, Q8_1,
  * Q8_K, with float copies of the block scales: see cpu_act_row_stride;
- * float types use X as is). Every Y element is one dot / dotn call
- * whose result does not depend on the thread count or the batch size, so
- * results are bit-identical for any pool and any batching of tokens. */
+ * float types use X as is). Every Y element is one dot / dotn / gemm value
+ * that does not depend on the thread count, the batch size or the tile it
+ * was computed in, so results are bit-identical for any pool and any
+ * batching of tokens. */
 #include <stdlib.h>
 #include "backend/cpu/cpu_kernels.h"
 #include "core/fp16.h"
@@ -21,7 +26,12 @@
 
 enum {
     TILE_ROWS = 16,      /* rows per task when n_tok > 1 */
-    TASKS_PER_THREAD = 8 /* one-token split: enough tasks to even out stragglers */
+    /* one-token split: two long runs of rows per thread. Measured on a
+     * 2-core VM (tiny256 / smol models): 8 tasks per thread cost ~10% of
+     * the generation speed in task hand-offs and broken prefetch streams;
+     * 1 and 2 were alike, and 2 leaves work to take from a preempted
+     * thread. */
+    TASKS_PER_THREAD = 2
 };
 
 static void die(const char *what) {
@@ -55,10 +65,10 @@ void cpu_act_fill_scales(qtype dot_type, void *row, int64_t n) {
             const block_q8_0 *b = (const block_q8_0 *)row + i;
             int sum = 0;
             for (int j = 0; j < 32; j++) sum += b->qs[j];
-            aux[i] = (cpu_act_aux){fp16_to_f32(b->d), 0, 8 * sum, 16 * sum};
+            aux[i] = (cpu_act_aux){fp16_to_f32(b->d), 0, -8 * sum, -16 * sum, -128 * sum};
         } else {
             const block_q8_1 *b = (const block_q8_1 *)row + i;
-            aux[i] = (cpu_act_aux){fp16_to_f32(b->d), fp16_to_f32(b->s), 0, 0};
+            aux[i] = (cpu_act_aux){fp16_to_f32(b->d), fp16_to_f32(b->s), 0, 0, 0};
         }
     }
 }
@@ -111,6 +121,7 @@ const void *cpu_act_convert(pool *p, cpu_isa isa, qtype wt, int64_t cols, const 
 typedef struct mm_ctx {
     cpu_dot_fn dot;
     cpu_dotn_fn dotn;   /* NULL: loop dot */
+    cpu_gemm_fn gemm;   /* NULL: dotn (or dot) row by row */
     const uint8_t *W;
     size_t row_bytes;
     int64_t rows, cols;
@@ -127,6 +138,29 @@ typedef struct mm_ctx {
 static void mm_rows(const mm_ctx *c, int64_t r0, int64_t r1, int64_t t0, int nt) {
     const uint8_t *a = c->A + (size_t)t0 * c->a_stride;
     float *y = c->Y + (size_t)t0 * (size_t)c->rows;
+    if (c->gemm && c->float_chunks) {
+        /* float weights, tiles of rows: a column chunk at a time over all
+         * rows, so the chunk of nt activation rows stays in L1; the gemm's
+         * chunk partials are summed here, left to right (its own sum) */
+        for (int64_t k0 = 0; k0 < c->cols || k0 == 0; k0 += CPU_FLOAT_KCHUNK) {
+            int64_t kn = c->cols - k0 < CPU_FLOAT_KCHUNK ? c->cols - k0 : CPU_FLOAT_KCHUNK;
+            for (int64_t r = r0; r < r1; r += CPU_GEMM_ROWS) {
+                int nr = r1 - r < CPU_GEMM_ROWS ? (int)(r1 - r) : CPU_GEMM_ROWS;
+                const uint8_t *w = c->W + (size_t)r * c->row_bytes + (size_t)k0 * c->elem_bytes;
+                const uint8_t *ak = a + (size_t)k0 * sizeof(float);
+                if (k0 == 0) {
+                    c->gemm(kn, w, c->row_bytes, nr, ak, c->a_stride, nt, y + r, (size_t)c->rows);
+                } else {
+                    float part[CPU_DOTN_MAX * CPU_GEMM_ROWS];
+                    c->gemm(kn, w, c->row_bytes, nr, ak, c->a_stride, nt, part, CPU_GEMM_ROWS);
+                    for (int j = 0; j < nt; j++)
+                        for (int i = 0; i < nr; i++)
+                            y[(size_t)j * (size_t)c->rows + r + i] += part[j * CPU_GEMM_ROWS + i];
+                }
+            }
+        }
+        return;
+    }
     if (nt > 1 && c->dotn && c->float_chunks) {
         /* float weights: a column chunk at a time over all rows, so the
          * chunk of nt activation rows stays in L1 (CPU_FLOAT_KCHUNK) */
@@ -141,6 +175,14 @@ static void mm_rows(const mm_ctx *c, int64_t r0, int64_t r1, int64_t t0, int nt)
                     *yj = k0 == 0 ? out[j] : *yj + out[j];
                 }
             }
+        }
+        return;
+    }
+    if (c->gemm) { /* CPU_GEMM_ROWS rows x nt tokens a call, also for one token */
+        for (int64_t r = r0; r < r1; r += CPU_GEMM_ROWS) {
+            int nr = r1 - r < CPU_GEMM_ROWS ? (int)(r1 - r) : CPU_GEMM_ROWS;
+            c->gemm(c->cols, c->W + (size_t)r * c->row_bytes, c->row_bytes, nr, a, c->a_stride, nt, y + r,
+                    (size_t)c->rows);
         }
         return;
     }
@@ -174,13 +216,15 @@ void cpu_matmul_act(pool *p, cpu_isa isa, qtype wt, const void *W, int64_t rows,
     if (rows <= 0 || n_tok <= 0) return;
     uint64_t rb = checked_row_bytes(wt, cols);
     const qtype_info *ti = qtype_get((uint32_t)wt);
-    mm_ctx c = {cpu_dot_get(wt, isa), cpu_dotn_get(wt, isa), W, (size_t)rb, rows, cols, A, a_stride,
-                n_tok, Y, 0, ti->dot_type == QT_F32, ti->block_bytes};
+    mm_ctx c = {cpu_dot_get(wt, isa), cpu_dotn_get(wt, isa), cpu_gemm_get(wt, isa), W, (size_t)rb, rows, cols,
+                A, a_stride, n_tok, Y, 0, ti->dot_type == QT_F32, ti->block_bytes};
     if (!c.dot) die("no dot product for this weight type");
     int64_t n_threads = pool_size(p);
     if (n_tok == 1) {
         int64_t per = (rows + n_threads * TASKS_PER_THREAD - 1) / (n_threads * TASKS_PER_THREAD);
         c.rows_per_task = per < 16 ? 16 : per;
+        if (c.gemm) /* whole tiles */
+            c.rows_per_task = (c.rows_per_task + CPU_GEMM_ROWS - 1) / CPU_GEMM_ROWS * CPU_GEMM_ROWS;
     } else {
         c.rows_per_task = TILE_ROWS;
     }

@@ -1,6 +1,7 @@
 /* cmd_bench.c — `sluice bench`: prompt processing (ppN: N tokens as one
  * batch from an empty cache) and generation (tgN: N tokens one at a time
- * from an empty cache) throughput, median of repetitions after a warm-up,
+ * from an empty cache) throughput, median of repetitions after a warm-up
+ * of at least 0.3 s,
  * like llama-bench so figures compare. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,7 +78,10 @@ int cmd_bench(int argc, char **argv) {
     bool first = true;
     for (int k = 0; k < 2; k++) {
         if (tests[k].n <= 0) continue;
-        if (run_once(ctx, toks, (uint32_t)tests[k].n, tests[k].batch) < 0) goto out; /* warm-up */
+        /* warm-up: at least one run and 0.3 s, so caches, page tables and idle
+         * CPUs (slow to wake on VMs) are settled before timing */
+        for (double t0 = cli_now(), first = 1; first || cli_now() - t0 < 0.3; first = 0)
+            if (run_once(ctx, toks, (uint32_t)tests[k].n, tests[k].batch) < 0) goto out;
         for (long r = 0; r < reps; r++)
             if ((runs[r] = run_once(ctx, toks, (uint32_t)tests[k].n, tests[k].batch)) < 0) goto out;
         qsort(runs, (size_t)reps, sizeof(double), cmp_double);

@@ -63,12 +63,29 @@ static void ref_forward(const char *path, const int32_t *tok, int n_tok, float *
     char key[96];
     snprintf(key, sizeof key, "%s.rope.freq_base", arch);
     gguf_get_f32(g, key, &base);
-    float rope_div = 1; /* linear rope scaling divides positions by the factor */
+    /* rope scaling: linear divides positions by the factor; YaRN (Peng et
+     * al. 2023, as llama.cpp applies it) blends interpolated and original
+     * frequencies per dimension pair by a linear ramp between the pairs that
+     * turn beta_fast (32) and beta_slow (1) times over the original context,
+     * and scales cos/sin by 1 + 0.1 ln(factor) */
+    float factor = 1;
+    bool yarn = false;
+    double yarn_lo = 0, yarn_hi = 0, yarn_m = 1;
     gguf_str st;
     snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
-    if (gguf_get_str(g, key, &st) && gguf_str_eq(st, "linear")) {
+    if (gguf_get_str(g, key, &st) && (gguf_str_eq(st, "linear") || gguf_str_eq(st, "yarn"))) {
+        yarn = gguf_str_eq(st, "yarn");
         snprintf(key, sizeof key, "%s.rope.scaling.factor", arch);
-        cr_assert(gguf_get_f32(g, key, &rope_div));
+        cr_assert(gguf_get_f32(g, key, &factor));
+    }
+    if (yarn) {
+        uint32_t orig = U(g, arch, "rope.scaling.original_context_length", U(g, arch, "context_length", 0));
+        /* pair index i whose wavelength fits `turns` times in orig tokens */
+        #define PAIR_FOR_TURNS(turns) (hd * log(orig / ((turns) * 2 * M_PI)) / (2 * log(base)))
+        yarn_lo = floor(PAIR_FOR_TURNS(32.0)); if (yarn_lo < 0) yarn_lo = 0;
+        yarn_hi = ceil(PAIR_FOR_TURNS(1.0)); if (yarn_hi > hd - 1) yarn_hi = hd - 1;
+        #undef PAIR_FOR_TURNS
+        yarn_m = 1 + 0.1 * log(factor);
     }
     const gguf_tensor *emb = gguf_find_tensor(g, "token_embd.weight");
     int V = (int)emb->ne[1];
@@ -101,11 +118,17 @@ static void ref_forward(const char *path, const int32_t *tok, int n_tok, float *
             for (int h = 0; h < H + HK; h++) {
                 double *vec = h < H ? q + h * hd : k + (h - H) * hd;
                 for (int i = 0; i < hd / 2; i++) {
-                    double th = t / (double)rope_div * pow(base, -2.0 * i / hd);
+                    double orig_th = t * pow(base, -2.0 * i / hd), th = orig_th / factor, mag = 1;
+                    if (yarn) {
+                        double r = (i - yarn_lo) / fmax(0.001, yarn_hi - yarn_lo);
+                        double keep = 1 - fmin(1, fmax(0, r)); /* 1: keep the original frequency */
+                        th = th * (1 - keep) + orig_th * keep;
+                        mag = yarn_m;
+                    }
                     int a = neox ? i : 2 * i, b = neox ? i + hd / 2 : 2 * i + 1;
                     double x0 = vec[a], x1 = vec[b];
-                    vec[a] = x0 * cos(th) - x1 * sin(th);
-                    vec[b] = x0 * sin(th) + x1 * cos(th);
+                    vec[a] = (x0 * cos(th) - x1 * sin(th)) * mag;
+                    vec[b] = (x0 * sin(th) + x1 * cos(th)) * mag;
                 }
             }
             for (int h = 0; h < H; h++) {
@@ -216,6 +239,12 @@ Test(forward, llama_linear_rope_scaling_matches_reference) {
     s.rope_linear = 4.0f;
     s.rope_base = 500000.0f;
     check_against_reference(s, "llama-linear");
+}
+Test(forward, qwen2_yarn_rope_scaling_matches_reference) {
+    model_gen_spec s = spec("qwen2", false, 13);
+    s.rope_yarn = 4.0f;
+    s.yarn_orig_ctx = 64;
+    check_against_reference(s, "qwen2-yarn");
 }
 Test(forward, qwen2_bias_matches_reference) { check_against_reference(spec("qwen2", false, 3), "qwen2"); }
 Test(forward, qwen3_qk_norm_matches_reference) {

@@ -134,11 +134,15 @@ sluice_status model_gen_write(const model_gen_spec *s, const char *path, sluice_
     snprintf(key, sizeof key, "%s.rope.freq_base", a);
     gguf_writer_set_f32(g.w, key, s->rope_base > 0 ? s->rope_base : 10000.0f);
 #undef KEY_U32
-    if (s->rope_linear > 0) {
+    if (s->rope_linear > 0 || s->rope_yarn > 0) {
         snprintf(key, sizeof key, "%s.rope.scaling.type", a);
-        gguf_writer_set_str(g.w, key, "linear");
+        gguf_writer_set_str(g.w, key, s->rope_yarn > 0 ? "yarn" : "linear");
         snprintf(key, sizeof key, "%s.rope.scaling.factor", a);
-        gguf_writer_set_f32(g.w, key, s->rope_linear);
+        gguf_writer_set_f32(g.w, key, s->rope_yarn > 0 ? s->rope_yarn : s->rope_linear);
+        if (s->rope_yarn > 0 && s->yarn_orig_ctx) {
+            snprintf(key, sizeof key, "%s.rope.scaling.original_context_length", a);
+            gguf_writer_set_u32(g.w, key, s->yarn_orig_ctx);
+        }
     }
     bool bias = !strcmp(a, "qwen2"), qk_norm = !strcmp(a, "qwen3");
     qtype wt = s->wtype;

@@ -15,6 +15,8 @@ typedef struct model_gen_spec {
     uint64_t seed;
     float rope_base;         /* 0 = 10000 */
     float rope_linear;       /* > 0: rope.scaling.type linear with this factor */
+    float rope_yarn;         /* > 0: rope.scaling.type yarn with this factor */
+    uint32_t yarn_orig_ctx;  /* rope.scaling.original_context_length for yarn */
     const char *vocab_from;  /* copy tokenizer.* keys from this GGUF, or NULL
                                 for a small SentencePiece-style byte vocab */
 } model_gen_spec;

@@ -441,28 +441,24 @@ char *gguf_str_copy(gguf_str s, char *buf, size_t cap) {
     return buf;
 }
 
+static int kv_key_cmp(const void *key, const void *elem) {
+    return str_cmp(*(const gguf_str *)key, ((const gguf_kv *)elem)->key);
+}
+
+static int tensor_key_cmp(const void *key, const void *elem) {
+    return str_cmp(*(const gguf_str *)key, (*(gguf_tensor *const *)elem)->name);
+}
+
 const gguf_kv *gguf_find(const gguf_file *g, const char *key) {
     gguf_str k = {key, strlen(key)};
-    size_t lo = 0, hi = (size_t)g->n_kv;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int r = str_cmp(g->kv_index_[mid].key, k);
-        if (!r) return &g->kv_index_[mid];
-        if (r < 0) lo = mid + 1; else hi = mid;
-    }
-    return NULL;
+    return g->n_kv ? bsearch(&k, g->kv_index_, (size_t)g->n_kv, sizeof(gguf_kv), kv_key_cmp) : NULL;
 }
 
 const gguf_tensor *gguf_find_tensor(const gguf_file *g, const char *name) {
     gguf_str k = {name, strlen(name)};
-    size_t lo = 0, hi = (size_t)g->n_tensors;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int r = str_cmp(g->tensor_index_[mid]->name, k);
-        if (!r) return g->tensor_index_[mid];
-        if (r < 0) lo = mid + 1; else hi = mid;
-    }
-    return NULL;
+    gguf_tensor *const *t =
+        g->n_tensors ? bsearch(&k, g->tensor_index_, (size_t)g->n_tensors, sizeof(gguf_tensor *), tensor_key_cmp) : NULL;
+    return t ? *t : NULL;
 }
 
 /* Integer value of a scalar as signed 128-bit-ish pair: ok=false for non-integers. */

@@ -48,6 +48,16 @@ Test(cli, tokenize_prints_ids) {
     free(m);
 }
 
+Test(cli, tokenize_works_with_a_vocab_only_file) {
+    const char *v = tu_model_file("vocab/ggml-vocab-gpt-2.gguf");
+    if (!v) cr_skip("vocab/ggml-vocab-gpt-2.gguf not found: set SLUICE_MODELS");
+    char cmd[8192], *out;
+    snprintf(cmd, sizeof cmd, "%s tokenize -m %s 'Hello world'", SLUICE_BIN, v);
+    cr_assert_eq(sh(cmd, &out), 0);
+    cr_assert_str_eq(out, "15496 995\n"); /* GPT-2 adds no BOS */
+    free(out);
+}
+
 Test(cli, greedy_run_streams_the_golden_text) {
     char *m = stories(), cmd[8192], *out;
     const char *gj = tu_model_file("stories260K.greedy.json");

@@ -27,12 +27,22 @@ int cmd_tokenize(int argc, char **argv) {
         } else text = argv[i];
     }
     if (!text) { fprintf(stderr, "usage: sluice tokenize [-m MODEL] [--no-bos] TEXT\n"); return 2; }
-    model *m;
-    tokenizer *tok;
-    if (!cli_load(&o, &m, &tok, NULL)) return 1;
+    /* only the vocabulary is needed: any GGUF with tokenizer metadata works,
+     * vocab-only files and architectures the engine cannot run included */
+    char buf[4096];
+    const char *path = cli_model_path(&o, buf, sizeof buf);
+    if (!path) return 1;
+    gguf_file *g;
+    tokenizer *tok = NULL;
+    sluice_error err = {0};
+    if (gguf_open(&g, path, &err) || tok_load(&tok, g, &err)) {
+        fprintf(stderr, "sluice: %s\n", err.msg);
+        gguf_close(g);
+        return 1;
+    }
+    gguf_close(g);
     int32_t *ids;
     size_t n;
-    sluice_error err = {0};
     int rc = 0;
     if (tok_encode(tok, text, strlen(text), !no_bos && tok_add_bos_default(tok), false, special, &ids, &n, &err)) {
         fprintf(stderr, "sluice: %s\n", err.msg);
@@ -46,6 +56,5 @@ int cmd_tokenize(int argc, char **argv) {
         free(ids);
     }
     tok_free(tok);
-    model_free(m);
     return rc;
 }

@@ -2,7 +2,8 @@
 # Installs the Debian 12 packages sluice needs to build and test.
 # Skips apt entirely when everything is already installed.
 set -e
-PKGS="build-essential cmake pkg-config libcriterion-dev libcjson-dev libpcre2-dev"
+PKGS="build-essential cmake pkg-config libcriterion-dev libcjson-dev libpcre2-dev
+  libvulkan-dev libvulkan-volk-dev glslang-tools spirv-tools mesa-vulkan-drivers vulkan-validationlayers"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -235,3 +235,38 @@ Test(cli, bench_json_reports_both_tests) {
     free(out);
     free(m);
 }
+
+/* `sluice devices` always exits 0 and, with --json, lists each device with
+ * its capabilities; auto never names a CPU device such as lavapipe. Runs
+ * under the validation layer (exit 1 on any message). */
+Test(cli, devices_json_lists_devices) {
+    char cmd[4096], *out;
+    snprintf(cmd, sizeof cmd, "SLUICE_VK_VALIDATE=1 %s devices --json", SLUICE_BIN);
+    cr_assert_eq(sh(cmd, &out), 0, "%s", out);
+    cJSON *r = cJSON_Parse(out);
+    cr_assert_not_null(r, "%s", out);
+    cJSON *devs = cJSON_GetObjectItem(r, "devices");
+    cr_assert(cJSON_IsArray(devs));
+    cJSON *pick = cJSON_GetObjectItem(r, "auto");
+    cr_assert(cJSON_IsNull(pick) || cJSON_IsNumber(pick));
+    if (cJSON_GetArraySize(devs) == 0) cr_assert(cJSON_IsString(cJSON_GetObjectItem(r, "error")), "%s", out);
+    cJSON *d;
+    cJSON_ArrayForEach(d, devs) {
+        cr_assert(cJSON_IsString(cJSON_GetObjectItem(d, "name")));
+        cr_assert(cJSON_IsString(cJSON_GetObjectItem(d, "driver_name")));
+        cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(d, "subgroup_size")));
+        cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(d, "max_storage_buffer_range")));
+        cr_assert(cJSON_IsObject(cJSON_GetObjectItem(d, "kernels")));
+        if (cJSON_IsTrue(cJSON_GetObjectItem(d, "auto")))
+            cr_assert_str_neq(cJSON_GetObjectItem(d, "type")->valuestring, "cpu");
+    }
+    cJSON_Delete(r);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s devices", SLUICE_BIN);
+    cr_assert_eq(sh(cmd, &out), 0, "%s", out);
+    cr_assert(strstr(out, "--backend auto uses") || strstr(out, "no Vulkan devices"), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s devices --bogus 2>&1", SLUICE_BIN);
+    cr_assert_eq(sh(cmd, &out), 2);
+    free(out);
+}

@@ -1,0 +1,88 @@
+/* pipeline.c — compute pipelines from the embedded SPIR-V registry, one per
+ * shader variant, created on first use: descriptor set layout of storage
+ * buffers, push-constant range, specialization constants. */
+#include <string.h>
+#include "backend/vulkan/vk_internal.h"
+
+#define MAX_SPEC 8
+
+static void destroy_one(vk_device *d, vk_pipeline *p) {
+    if (p->pipe) d->vk.vkDestroyPipeline(d->dev, p->pipe, NULL);
+    if (p->layout) d->vk.vkDestroyPipelineLayout(d->dev, p->layout, NULL);
+    if (p->dsl) d->vk.vkDestroyDescriptorSetLayout(d->dev, p->dsl, NULL);
+    memset(p, 0, sizeof *p);
+}
+
+vk_pipeline *vk_pipeline_get(vk_device *d, vk_shader_id id, uint32_t n_bindings, uint32_t push_size,
+                             const uint32_t *spec, uint32_t n_spec, sluice_error *err) {
+    const vk_shader_spv *sh = vk_shader_get(id);
+    VK_ASSERT(sh && n_bindings >= 1 && n_bindings <= 8 && n_spec <= MAX_SPEC && push_size % 4 == 0);
+    vk_pipeline *p = &d->pipelines[id];
+    if (p->pipe) {
+        VK_ASSERT(p->n_bindings == n_bindings && p->push_size == push_size);
+        return p;
+    }
+    p->n_bindings = n_bindings;
+    p->push_size = push_size;
+    VkResult r;
+    const char *what = "";
+    VkShaderModule mod = VK_NULL_HANDLE;
+
+    VkDescriptorSetLayoutBinding b[8];
+    for (uint32_t i = 0; i < n_bindings; i++)
+        b[i] = (VkDescriptorSetLayoutBinding){.binding = i,
+                                              .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                              .descriptorCount = 1,
+                                              .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
+    VkDescriptorSetLayoutCreateInfo dli = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+                                           .bindingCount = n_bindings,
+                                           .pBindings = b};
+    if ((r = d->vk.vkCreateDescriptorSetLayout(d->dev, &dli, NULL, &p->dsl)) != VK_SUCCESS) {
+        what = "vkCreateDescriptorSetLayout";
+        goto fail;
+    }
+    VkPushConstantRange pcr = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .offset = 0, .size = push_size};
+    VkPipelineLayoutCreateInfo pli = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
+                                      .setLayoutCount = 1,
+                                      .pSetLayouts = &p->dsl,
+                                      .pushConstantRangeCount = push_size ? 1 : 0,
+                                      .pPushConstantRanges = push_size ? &pcr : NULL};
+    if ((r = d->vk.vkCreatePipelineLayout(d->dev, &pli, NULL, &p->layout)) != VK_SUCCESS) {
+        what = "vkCreatePipelineLayout";
+        goto fail;
+    }
+    VkShaderModuleCreateInfo smi = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
+                                    .codeSize = *sh->n_words * sizeof(uint32_t),
+                                    .pCode = sh->words};
+    if ((r = d->vk.vkCreateShaderModule(d->dev, &smi, NULL, &mod)) != VK_SUCCESS) {
+        what = "vkCreateShaderModule";
+        goto fail;
+    }
+    VkSpecializationMapEntry me[MAX_SPEC];
+    for (uint32_t i = 0; i < n_spec; i++)
+        me[i] = (VkSpecializationMapEntry){.constantID = i, .offset = i * 4, .size = 4};
+    VkSpecializationInfo si = {.mapEntryCount = n_spec, .pMapEntries = me, .dataSize = n_spec * 4, .pData = spec};
+    VkComputePipelineCreateInfo cpi = {.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+                                       .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
+                                                 .stage = VK_SHADER_STAGE_COMPUTE_BIT,
+                                                 .module = mod,
+                                                 .pName = "main",
+                                                 .pSpecializationInfo = n_spec ? &si : NULL},
+                                       .layout = p->layout};
+    r = d->vk.vkCreateComputePipelines(d->dev, VK_NULL_HANDLE, 1, &cpi, NULL, &p->pipe);
+    d->vk.vkDestroyShaderModule(d->dev, mod, NULL);
+    if (r != VK_SUCCESS) {
+        p->pipe = VK_NULL_HANDLE;
+        what = "vkCreateComputePipelines";
+        goto fail;
+    }
+    return p;
+fail:
+    sluice_fail(err, SLUICE_ERR_UNSUPPORTED, "pipeline %s: %s failed: %s", sh->name, what, vk_result_str(r));
+    destroy_one(d, p);
+    return NULL;
+}
+
+void vk_pipelines_destroy(vk_device *d) {
+    for (int i = 0; i < VK_SHADER_COUNT; i++) destroy_one(d, &d->pipelines[i]);
+}

@@ -1,0 +1,77 @@
+/* vk_internal.h — the Vulkan backend's shared internals: the logical device
+ * with its per-device function table (volk), its queue, command buffer and
+ * pipelines. Only files of src/backend/vulkan include this. */
+#ifndef SLUICE_VK_INTERNAL_H
+#define SLUICE_VK_INTERNAL_H
+#include <stdio.h>
+#include <stdlib.h>
+#include <volk.h>
+#include "backend/vulkan/runtime.h"
+#include "backend/vulkan/shaders_registry.h"
+
+/* Broken internal invariant (a caller bug, not bad input): abort. */
+#define VK_ASSERT(c)                                                                           \
+    do {                                                                                       \
+        if (!(c)) {                                                                            \
+            fprintf(stderr, "sluice: vulkan invariant failed: %s (%s:%d)\n", #c, __FILE__, __LINE__); \
+            abort();                                                                           \
+        }                                                                                      \
+    } while (0)
+
+struct vk_buffer {
+    VkBuffer buf;
+    VkDeviceMemory mem;
+    uint64_t size;              /* bytes */
+    void *mapped;               /* host pointer while mapped (host-visible memory), else NULL */
+    bool coherent;              /* mapped memory needs no flush/invalidate */
+};
+
+/* One compute pipeline of a shader variant, created on first use. */
+typedef struct vk_pipeline {
+    VkDescriptorSetLayout dsl;
+    VkPipelineLayout layout;
+    VkPipeline pipe;            /* VK_NULL_HANDLE: not created yet */
+    uint32_t n_bindings;        /* storage buffers at bindings 0..n-1 */
+    uint32_t push_size;         /* bytes of push constants */
+} vk_pipeline;
+
+struct vk_device {
+    vk_instance *inst;          /* not owned */
+    vk_device_info info;        /* copy of the physical device's */
+    vk_kernel_caps caps;
+    VkPhysicalDevice phys;
+    VkPhysicalDeviceMemoryProperties mem;
+    VkDevice dev;
+    struct VolkDeviceTable vk;  /* device functions: call through dev->vk */
+    VkQueue queue;
+    uint32_t queue_family;
+    VkCommandPool cmd_pool;
+    VkCommandBuffer cmd;        /* the step being recorded */
+    VkDescriptorPool desc_pool; /* sets of the step being recorded */
+    VkFence fence;
+    bool recording;
+    bool force_staging;         /* SLUICE_VK_FORCE_STAGING=1: never map device-local memory */
+    uint32_t dispatches;        /* dispatches recorded in this step */
+    vk_pipeline pipelines[VK_SHADER_COUNT];
+};
+
+/* Physical device handle i of inst (device.c). */
+VkPhysicalDevice vk_instance_physical(const vk_instance *inst, uint32_t i);
+
+/* Readable name of a VkResult ("VK_ERROR_OUT_OF_DEVICE_MEMORY"). */
+const char *vk_result_str(VkResult r);
+
+/* Pipeline of shader `id` with n_bindings storage buffers, push_size bytes
+ * of push constants and n_spec uint32 specialization constants (ids
+ * 0..n_spec-1); created on the first call, reused after (the arguments
+ * must then be the same). NULL with err set on failure. */
+vk_pipeline *vk_pipeline_get(vk_device *d, vk_shader_id id, uint32_t n_bindings, uint32_t push_size,
+                             const uint32_t *spec, uint32_t n_spec, sluice_error *err);
+void vk_pipelines_destroy(vk_device *d);
+
+/* Records a dispatch of p into the current step: binds bufs[0..n_bindings)
+ * (whole buffers) through a descriptor set of the step's pool, pushes
+ * `push`, dispatches groups (gx, gy, gz). */
+sluice_status vk_record_dispatch(vk_device *d, vk_pipeline *p, vk_buffer *const *bufs, const void *push,
+                                 uint32_t gx, uint32_t gy, uint32_t gz, sluice_error *err);
+#endif

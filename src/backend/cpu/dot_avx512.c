@@ -13,17 +13,8 @@
  * same per-pair arithmetic), which the matmul uses for them. */
 #include <immintrin.h>
 #include <string.h>
-#include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/simd_x86.h"
 #include "core/fp16.h"
-
-#define INLINE static inline __attribute__((always_inline))
-#define MAXT CPU_DOTN_MAX
-#define AROW(type, a, t, as) ((const type *)((const char *)(a) + (size_t)(t) * (as)))
-/* Software prefetch of the weight stream: see dot_avx2.c. */
-#ifndef PF_DIST
-#define PF_DIST 2048
-#endif
-#define PREFETCH_W(p) _mm_prefetch((const char *)(p) + PF_DIST, _MM_HINT_T0)
 
 /* ---- F32 / F16 / BF16 weights x F32 activations ----------------------------
  * 32 elements a step in two accumulators; the tail (< 32) runs through masked
@@ -211,33 +202,6 @@ INLINE void bf16_dotn(int64_t n, const void *w, const void *a, size_t as, int nt
  * (X = elements 128p..+63, Y = 128p+64..+127) so activations load straight.
  * Integer sums and the final float expression are those of quant_dot_ref:
  * the result is bit-identical to it (and to the AVX2 kernel). */
-
-INLINE int hsum_epi32_256(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
-    return _mm_cvtsi128_si32(s);
-}
-
-
-/* Exact horizontal sums of nt (<= 8) int32 vectors at once: a hadd tree
- * costs about what two single sums do, whatever nt is. */
-INLINE void hsums_epi32(const __m256i *v, int nt, int *out) {
-    if (nt == 1) { out[0] = hsum_epi32_256(v[0]); return; }
-    const __m256i z = _mm256_setzero_si256();
-    __m256i h01 = _mm256_hadd_epi32(v[0], v[1]);
-    __m256i h23 = _mm256_hadd_epi32(nt > 2 ? v[2] : z, nt > 3 ? v[3] : z);
-    __m256i q0 = _mm256_hadd_epi32(h01, h23);
-    int tmp[8];
-    _mm_storeu_si128((__m128i *)tmp, _mm_add_epi32(_mm256_castsi256_si128(q0), _mm256_extracti128_si256(q0, 1)));
-    if (nt > 4) {
-        __m256i h45 = _mm256_hadd_epi32(v[4], nt > 5 ? v[5] : z);
-        __m256i h67 = _mm256_hadd_epi32(nt > 6 ? v[6] : z, nt > 7 ? v[7] : z);
-        __m256i q1 = _mm256_hadd_epi32(h45, h67);
-        _mm_storeu_si128((__m128i *)(tmp + 4), _mm_add_epi32(_mm256_castsi256_si128(q1), _mm256_extracti128_si256(q1, 1)));
-    }
-    for (int t = 0; t < nt; t++) out[t] = tmp[t];
-}
 
 INLINE __m256i fold512(__m512i v) { return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1)); }
 

@@ -27,14 +27,11 @@
 #include <immintrin.h>
 #include <stddef.h>
 #include <string.h>
-#include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/simd_x86.h"
 #include "core/fp16.h"
 
-#define INLINE static inline __attribute__((always_inline))
-#define MAXT CPU_DOTN_MAX
 #define NR CPU_GEMM_ROWS
 
-INLINE float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
 /* 4 activation bytes at p broadcast to every lane (the signed operand). */
 INLINE __m512i bcast4(const void *p) {

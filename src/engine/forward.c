@@ -30,9 +30,9 @@ struct fwd_ctx {
     /* scratch for one chunk of n_batch tokens */
     float *x, *xb, *xb2, *q, *k, *v, *att, *gate, *up;
     float *rope_cs;           /* (n_batch, n_rot/2, 2) cos/sin */
+    float *inv_freq;          /* (n_rot/2) rope_base^(-2i/n_rot) */
     float *scores;            /* (n_threads, n_ctx) */
-    void *ws;
-    size_t ws_bytes;
+    void *ws;                 /* matmul activation workspace */
     float *logits;            /* (logits_cap, n_vocab) */
     uint32_t logits_cap, n_logits, logits_first;
     size_t mem_bytes;
@@ -110,13 +110,15 @@ sluice_status fwd_create(fwd_ctx **out, const model *m, const fwd_params *p, slu
         c->up = malloc(sizeof(float) * B * hp->n_ff);
         c->rope_cs = malloc(sizeof(float) * B * max_sz(hp->n_rot, 2));
         c->scores = malloc(sizeof(float) * (size_t)pool_size(c->pool) * c->n_ctx);
-        c->ws_bytes = ws_need(m, c->n_batch);
-        c->ws = malloc(max_sz(c->ws_bytes, 64));
+        c->ws = malloc(max_sz(ws_need(m, c->n_batch), 64));
+        c->inv_freq = malloc(sizeof(float) * max_sz(hp->n_rot / 2, 1));
         c->logits_cap = 1;
         c->logits = malloc(sizeof(float) * hp->n_vocab);
         ok = c->x && c->xb && c->xb2 && c->q && c->k && c->v && c->att && c->gate && c->up && c->rope_cs && c->scores &&
-             c->ws && c->logits;
+             c->ws && c->logits && c->inv_freq;
     }
+    for (uint32_t i = 0; ok && i < hp->n_rot / 2; i++)
+        c->inv_freq[i] = powf(hp->rope_base, -2.0f * (float)i / (float)hp->n_rot);
     if (!ok) {
         fwd_free(c);
         return sluice_fail(err, SLUICE_ERR_NOMEM, "out of memory allocating a %u-token context (%zu MiB)", d.n_ctx,
@@ -133,7 +135,7 @@ void fwd_free(fwd_ctx *c) {
     for (uint32_t l = 0; c->v_cache && l < c->m->hp.n_layer; l++) free(c->v_cache[l]);
     free(c->k_cache); free(c->v_cache);
     free(c->x); free(c->xb); free(c->xb2); free(c->q); free(c->k); free(c->v); free(c->att);
-    free(c->gate); free(c->up); free(c->rope_cs); free(c->scores); free(c->ws); free(c->logits);
+    free(c->gate); free(c->up); free(c->rope_cs); free(c->inv_freq); free(c->scores); free(c->ws); free(c->logits);
     pool_destroy(c->pool);
     free(c);
 }
@@ -213,7 +215,7 @@ static void rope_table(fwd_ctx *c, uint32_t pos0, uint32_t n_tok) {
     for (uint32_t t = 0; t < n_tok; t++) {
         float pos = (float)(pos0 + t);
         for (uint32_t i = 0; i < half; i++) {
-            float theta_extrap = pos * powf(hp->rope_base, -2.0f * (float)i / (float)hp->n_rot);
+            float theta_extrap = pos * c->inv_freq[i];
             float theta = hp->rope_freq_scale * theta_extrap;
             float mscale = hp->yarn_attn_factor;
             if (hp->yarn_ext_factor != 0.0f) {

@@ -20,6 +20,7 @@ Test(vulkan, not_built) { cr_skip("sluice was built without the Vulkan backend (
 #include "backend/vulkan/ops.h"
 #include "backend/vulkan/runtime.h"
 #include "backend/vulkan/shaders_registry.h"
+#include "model/quant.h"
 
 /* ---- no device needed ---- */
 
@@ -276,6 +277,182 @@ Test(vulkan, rms_norm_vs_cpu) {
     unsetenv("SLUICE_VK_DISABLE_SUBGROUPS");
     cr_assert(!vk_device_caps(d).subgroups);
     check_rms_norm(d);
+    close_all(d);
+}
+
+/* ---- mul_mat_vec ---- */
+
+/* One mul_mat_vec case: W (rows, cols) quantized row by row with
+ * quant_quantize_row_ref, stored from byte w_off; x from float x_off; y
+ * from float y_off. */
+typedef struct mmv_case {
+    qtype t;
+    uint32_t rows, cols, w_off, x_off, y_off;
+    uint8_t *w;   /* w_off + rows * row_bytes, rounded up to 4 */
+    size_t w_bytes;
+    float *x;     /* x_off + cols */
+    float *ref;   /* rows: CPU reference */
+} mmv_case;
+
+static void mmv_case_build(mmv_case *c, tu_rng *rng) {
+    uint64_t row_bytes = 0;
+    cr_assert(qtype_row_bytes(c->t, c->cols, &row_bytes));
+    c->w_bytes = (c->w_off + row_bytes * c->rows + 3) / 4 * 4;
+    c->w = calloc(c->w_bytes, 1);
+    c->x = malloc((c->x_off + c->cols) * sizeof(float));
+    c->ref = malloc(c->rows * sizeof(float));
+    float *row = malloc(c->cols * sizeof(float)), *deq = malloc(c->cols * sizeof(float));
+    cr_assert(c->w && c->x && c->ref && row && deq);
+    for (uint32_t i = 0; i < c->x_off + c->cols; i++) c->x[i] = tu_rand_normal(rng);
+    for (uint32_t r = 0; r < c->rows; r++) {
+        /* rows of different scale, so a mixed-up row shows */
+        float scale = powf(4.0f, (float)(r % 5) - 2.0f);
+        for (uint32_t i = 0; i < c->cols; i++) row[i] = scale * tu_rand_normal(rng);
+        uint8_t *wr = c->w + c->w_off + r * row_bytes;
+        quant_quantize_row_ref(c->t, row, wr, c->cols);
+        quant_dequantize_row_ref(c->t, wr, deq, c->cols);
+        double s = 0;
+        for (uint32_t i = 0; i < c->cols; i++) s += (double)deq[i] * c->x[c->x_off + i];
+        c->ref[r] = (float)s;
+    }
+    free(row);
+    free(deq);
+}
+
+static void mmv_case_free(mmv_case *c) {
+    free(c->w);
+    free(c->x);
+    free(c->ref);
+}
+
+/* Runs c twice on d; checks NMSE against the reference and that the runs
+ * agree bit for bit. Returns the NMSE. */
+static double mmv_run(vk_device *d, const mmv_case *c, double limit) {
+    sluice_error err = {0};
+    const char *path = vk_device_caps(d).subgroups ? "subgroup" : "shared-memory";
+    const char *name = qtype_get(c->t)->name;
+    vk_buffer *bw = NULL, *bx = NULL, *by = NULL;
+    cr_assert_eq(vk_buffer_create(d, c->w_bytes, VK_MEM_DEVICE, &bw, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(vk_buffer_write(d, bw, 0, c->w, c->w_bytes, &err), SLUICE_OK, "%s", err.msg);
+    bx = upload(d, c->x, c->x_off + c->cols);
+    size_t ny = c->y_off + c->rows;
+    cr_assert_eq(vk_buffer_create(d, ny * sizeof(float), VK_MEM_DEVICE, &by, &err), SLUICE_OK, "%s", err.msg);
+    float *got = malloc(ny * sizeof(float)), *again = malloc(ny * sizeof(float));
+    cr_assert(got && again);
+    for (int run = 0; run < 2; run++) {
+        cr_assert_eq(vk_step_begin(d, &err), SLUICE_OK, "%s", err.msg);
+        cr_assert_eq(vk_op_mul_mat_vec(d, c->t, bw, c->w_off, bx, c->x_off, by, c->y_off, c->rows, c->cols, &err),
+                     SLUICE_OK, "%s", err.msg);
+        cr_assert_eq(vk_step_submit(d, &err), SLUICE_OK, "%s", err.msg);
+        cr_assert_eq(vk_buffer_read(d, by, 0, run ? again : got, ny * sizeof(float), &err), SLUICE_OK, "%s",
+                     err.msg);
+    }
+    double e = tu_nmse(got + c->y_off, c->ref, c->rows);
+    if (getenv("SLUICE_VK_TEST_VERBOSE"))
+        fprintf(stderr, "mul_mat_vec %-4s %4u x %-4u (%s): NMSE %.3g\n", name, c->rows, c->cols, path, e);
+    cr_assert_lt(e, limit, "mul_mat_vec %s %u x %u (%s): NMSE %g", name, c->rows, c->cols, path, e);
+    cr_assert_eq(memcmp(got + c->y_off, again + c->y_off, c->rows * sizeof(float)), 0,
+                 "mul_mat_vec %s %u x %u (%s): two runs differ", name, c->rows, c->cols, path);
+    vk_buffer_destroy(d, bw);
+    vk_buffer_destroy(d, bx);
+    vk_buffer_destroy(d, by);
+    free(got);
+    free(again);
+    return e;
+}
+
+/* Every row count below against each of `cols`, with and without offsets,
+ * on the device's own reduction path and on the shared-memory one
+ * (SLUICE_VK_DISABLE_SUBGROUPS=1), from the same data. */
+static void check_mul_mat_vec(qtype t, const uint32_t *cols, size_t n_cols, double limit) {
+    static const uint32_t rows[] = {1, 7, 33, 130, 1000};
+    vk_device *d = open_device(), *d_shared = NULL;
+    sluice_error err = {0};
+    uint32_t index = 0; /* the device open_device picked */
+    while (strcmp(vk_instance_device(g_inst, index)->name, vk_device_info_of(d)->name) != 0) index++;
+    setenv("SLUICE_VK_DISABLE_SUBGROUPS", "1", 1);
+    sluice_status st = vk_device_create(g_inst, index, &d_shared, &err);
+    unsetenv("SLUICE_VK_DISABLE_SUBGROUPS");
+    cr_assert_eq(st, SLUICE_OK, "%s", err.msg);
+    cr_assert(!vk_device_caps(d_shared).subgroups);
+    cr_assert(vk_mul_mat_vec_supports(t));
+    tu_rng rng = {0x5eed0100u + (uint64_t)t};
+    size_t k = 0;
+    for (size_t ci = 0; ci < n_cols; ci++)
+        for (size_t ri = 0; ri < sizeof rows / sizeof rows[0]; ri++, k++) {
+            mmv_case c = {.t = t, .rows = rows[ri], .cols = cols[ci]};
+            if (k % 2) c.w_off = 4 * (uint32_t)(k % 7 + 1), c.x_off = 3, c.y_off = 5;
+            mmv_case_build(&c, &rng);
+            mmv_run(d, &c, limit);
+            mmv_run(d_shared, &c, limit);
+            mmv_case_free(&c);
+        }
+    vk_device_destroy(d_shared);
+    close_all(d);
+}
+
+/* NMSE limits against dequantize + double dot. The shader forms each
+ * weight as the reference does (d * (q - bias) with d applied per 32, or
+ * d * q + m, d * sc * q - dmin * mn per element) but sums in float in
+ * another order (per unit of 32, then a tree), so the difference is float
+ * rounding of a cols-long sum: measured on lavapipe (both paths, all
+ * shapes) F32 <= 9e-14, F16 <= 7e-14, Q8_0 <= 2.3e-13, Q4_0 <= 3.7e-13,
+ * Q5_0 <= 7e-14, Q4_1 <= 4.2e-13, Q5_1 <= 1.1e-13, Q6_K <= 5e-14, Q4_K and
+ * Q5_K <= 2.3e-11. The K-quants with mins are the worst because their two
+ * terms nearly cancel per element, and a single row whose dot happens to
+ * be small (1 x 256: 0.012 against terms of ~0.06) turns that rounding
+ * into a large relative error. Limits: about two decades above. */
+#define MMV_NMSE_FLOAT 1e-11
+#define MMV_NMSE_BLOCK32 1e-11
+#define MMV_NMSE_Q6_K 1e-11
+#define MMV_NMSE_K_MIN 1e-9
+
+static const uint32_t mmv_cols_float[] = {1, 33, 128, 1000, 4096};
+static const uint32_t mmv_cols_32[] = {32, 96, 256, 4096};
+static const uint32_t mmv_cols_k[] = {256, 768, 4096};
+#define N_OF(a) (sizeof a / sizeof a[0])
+
+Test(vulkan, mul_mat_vec_f32) { check_mul_mat_vec(QT_F32, mmv_cols_float, N_OF(mmv_cols_float), MMV_NMSE_FLOAT); }
+Test(vulkan, mul_mat_vec_f16) { check_mul_mat_vec(QT_F16, mmv_cols_float, N_OF(mmv_cols_float), MMV_NMSE_FLOAT); }
+Test(vulkan, mul_mat_vec_q8_0) { check_mul_mat_vec(QT_Q8_0, mmv_cols_32, N_OF(mmv_cols_32), MMV_NMSE_BLOCK32); }
+Test(vulkan, mul_mat_vec_q4_0) { check_mul_mat_vec(QT_Q4_0, mmv_cols_32, N_OF(mmv_cols_32), MMV_NMSE_BLOCK32); }
+Test(vulkan, mul_mat_vec_q4_1) { check_mul_mat_vec(QT_Q4_1, mmv_cols_32, N_OF(mmv_cols_32), MMV_NMSE_BLOCK32); }
+Test(vulkan, mul_mat_vec_q5_0) { check_mul_mat_vec(QT_Q5_0, mmv_cols_32, N_OF(mmv_cols_32), MMV_NMSE_BLOCK32); }
+Test(vulkan, mul_mat_vec_q5_1) { check_mul_mat_vec(QT_Q5_1, mmv_cols_32, N_OF(mmv_cols_32), MMV_NMSE_BLOCK32); }
+Test(vulkan, mul_mat_vec_q4_k) { check_mul_mat_vec(QT_Q4_K, mmv_cols_k, N_OF(mmv_cols_k), MMV_NMSE_K_MIN); }
+Test(vulkan, mul_mat_vec_q5_k) { check_mul_mat_vec(QT_Q5_K, mmv_cols_k, N_OF(mmv_cols_k), MMV_NMSE_K_MIN); }
+Test(vulkan, mul_mat_vec_q6_k) { check_mul_mat_vec(QT_Q6_K, mmv_cols_k, N_OF(mmv_cols_k), MMV_NMSE_Q6_K); }
+
+/* More rows than one dispatch covers (maxComputeWorkGroupCount[0], 65535
+ * on lavapipe, times the rows per workgroup, at most 4): the op splits the
+ * rows over dispatches. */
+Test(vulkan, mul_mat_vec_many_rows) {
+    vk_device *d = open_device();
+    uint32_t max_groups = vk_device_info_of(d)->max_wg_count[0];
+    mmv_case c = {.t = QT_Q4_0, .rows = max_groups < 75000 ? 4 * max_groups + 77 : 300000, .cols = 32, .w_off = 4,
+                  .x_off = 1, .y_off = 2};
+    tu_rng rng = {0x5eed0200u};
+    mmv_case_build(&c, &rng);
+    mmv_run(d, &c, MMV_NMSE_BLOCK32);
+    mmv_case_free(&c);
+    close_all(d);
+}
+
+/* Arguments the op must refuse without recording anything. */
+Test(vulkan, mul_mat_vec_bad_args) {
+    vk_device *d = open_device();
+    sluice_error err = {0};
+    vk_buffer *b = NULL;
+    cr_assert_eq(vk_buffer_create(d, 4096, VK_MEM_DEVICE, &b, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert(!vk_mul_mat_vec_supports(QT_Q2_K));
+    cr_assert_eq(vk_step_begin(d, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(vk_op_mul_mat_vec(d, QT_Q2_K, b, 0, b, 0, b, 0, 1, 256, &err), SLUICE_ERR_UNSUPPORTED);
+    cr_assert_eq(vk_op_mul_mat_vec(d, QT_Q4_0, b, 0, b, 0, b, 0, 1, 33, &err), SLUICE_ERR_ARG, "not whole blocks");
+    cr_assert_eq(vk_op_mul_mat_vec(d, QT_F32, b, 2, b, 0, b, 0, 1, 8, &err), SLUICE_ERR_ARG, "unaligned weights");
+    cr_assert_eq(vk_op_mul_mat_vec(d, QT_F32, b, 0, b, 0, b, 0, 2, 600, &err), SLUICE_ERR_ARG, "weights too big");
+    cr_assert_eq(vk_op_mul_mat_vec(d, QT_F32, b, 0, b, 1000, b, 0, 1, 100, &err), SLUICE_ERR_ARG, "x too big");
+    cr_assert_eq(vk_step_submit(d, &err), SLUICE_OK, "%s", err.msg);
+    vk_buffer_destroy(d, b);
     close_all(d);
 }
 #endif

@@ -20,6 +20,7 @@ Test(vulkan, not_built) { cr_skip("sluice was built without the Vulkan backend (
 #include "backend/vulkan/ops.h"
 #include "backend/vulkan/runtime.h"
 #include "backend/vulkan/shaders_registry.h"
+#include "core/fp16.h"
 #include "model/quant.h"
 
 /* ---- no device needed ---- */
@@ -455,4 +456,484 @@ Test(vulkan, mul_mat_vec_bad_args) {
     vk_buffer_destroy(d, b);
     close_all(d);
 }
+
+/* ---- shared by the ops below ---- */
+
+/* Token counts every op below is run at: 1, not a multiple of anything,
+ * just over a workgroup's 32, and over 128. */
+static const uint32_t op_tokens[] = {1, 7, 33, 130};
+
+static vk_buffer *upload_bytes(vk_device *d, const void *v, size_t n) {
+    sluice_error err = {0};
+    vk_buffer *b = NULL;
+    cr_assert_eq(vk_buffer_create(d, n, VK_MEM_DEVICE, &b, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(vk_buffer_write(d, b, 0, v, n, &err), SLUICE_OK, "%s", err.msg);
+    return b;
+}
+
+static vk_buffer *scratch(vk_device *d, size_t n) {
+    sluice_error err = {0};
+    vk_buffer *b = NULL;
+    cr_assert_eq(vk_buffer_create(d, n, VK_MEM_DEVICE, &b, &err), SLUICE_OK, "%s", err.msg);
+    return b;
+}
+
+static void read_back(vk_device *d, vk_buffer *b, void *dst, size_t n) {
+    sluice_error err = {0};
+    cr_assert_eq(vk_buffer_read(d, b, 0, dst, n, &err), SLUICE_OK, "%s", err.msg);
+}
+
+static bool verbose(void) { return getenv("SLUICE_VK_TEST_VERBOSE") != NULL; }
+
+/* ---- get_rows ---- */
+
+/* NMSE limit against quant_dequantize_row_ref: the shader forms each
+ * element with the reference's operations in the reference's order
+ * (`precise`, no fused multiply-add), so it is exact; measured 0 on
+ * lavapipe for all ten types and shapes. The limit leaves room only for
+ * a device that rounds float16 subnormals differently. */
+#define GET_ROWS_NMSE 1e-12
+
+static void check_get_rows(qtype t, uint32_t cols) {
+    vk_device *d = open_device();
+    sluice_error err = {0};
+    const char *name = qtype_get(t)->name;
+    cr_assert(vk_get_rows_supports(t));
+    tu_rng rng = {0x5eed0300u + (uint64_t)t * 977 + cols};
+    const uint32_t n_rows = 37; /* vocabulary */
+    uint64_t row_bytes = 0;
+    cr_assert(qtype_row_bytes(t, cols, &row_bytes));
+    for (size_t k = 0; k < sizeof op_tokens / sizeof op_tokens[0]; k++) {
+        uint32_t n_tok = op_tokens[k];
+        uint32_t w_off = k % 2 ? 4 * (uint32_t)(k + 1) : 0, ids_off = (uint32_t)k, d_off = k % 2 ? 3 : 0;
+        size_t w_bytes = (w_off + row_bytes * n_rows + 3) / 4 * 4, n_out = d_off + (size_t)n_tok * cols;
+        uint8_t *w = calloc(w_bytes, 1);
+        float *row = malloc(cols * sizeof(float)), *table = malloc((size_t)n_rows * cols * sizeof(float));
+        int32_t *ids = malloc((ids_off + n_tok) * sizeof(int32_t));
+        float *ref = calloc(n_out, sizeof(float)), *got = malloc(n_out * sizeof(float));
+        float *again = malloc(n_out * sizeof(float));
+        cr_assert(w && row && table && ids && ref && got && again);
+        for (uint32_t r = 0; r < n_rows; r++) {
+            float scale = powf(4.0f, (float)(r % 5) - 2.0f);
+            for (uint32_t i = 0; i < cols; i++) row[i] = scale * tu_rand_normal(&rng);
+            uint8_t *wr = w + w_off + r * row_bytes;
+            quant_quantize_row_ref(t, row, wr, cols);
+            quant_dequantize_row_ref(t, wr, table + (size_t)r * cols, cols);
+        }
+        for (uint32_t i = 0; i < ids_off + n_tok; i++) ids[i] = (int32_t)(tu_rand_u32(&rng) % n_rows);
+        if (n_tok > 3) ids[ids_off + 2] = (int32_t)n_rows, ids[ids_off + 3] = -1; /* out of range: zeros */
+        for (uint32_t i = 0; i < n_tok; i++) {
+            int32_t id = ids[ids_off + i];
+            if (id >= 0 && (uint32_t)id < n_rows)
+                memcpy(ref + d_off + (size_t)i * cols, table + (size_t)id * cols, cols * sizeof(float));
+        }
+        vk_buffer *bw = upload_bytes(d, w, w_bytes), *bi = upload_bytes(d, ids, (ids_off + n_tok) * sizeof(int32_t));
+        vk_buffer *bd = scratch(d, n_out * sizeof(float));
+        for (int run = 0; run < 2; run++) {
+            cr_assert_eq(vk_step_begin(d, &err), SLUICE_OK, "%s", err.msg);
+            cr_assert_eq(vk_op_get_rows(d, t, bw, w_off, n_rows, cols, bi, ids_off, n_tok, bd, d_off, &err), SLUICE_OK,
+                         "%s", err.msg);
+            cr_assert_eq(vk_step_submit(d, &err), SLUICE_OK, "%s", err.msg);
+            read_back(d, bd, run ? again : got, n_out * sizeof(float));
+        }
+        double e = tu_nmse(got + d_off, ref + d_off, n_out - d_off);
+        if (verbose())
+            fprintf(stderr, "get_rows %-4s %3u x %-4u: NMSE %.3g%s\n", name, n_tok, cols, e,
+                    memcmp(got + d_off, ref + d_off, (n_out - d_off) * sizeof(float)) ? "" : " (bit-exact)");
+        cr_assert_lt(e, GET_ROWS_NMSE, "get_rows %s %u x %u: NMSE %g", name, n_tok, cols, e);
+        cr_assert_eq(memcmp(got, again, n_out * sizeof(float)), 0, "get_rows %s %u x %u: two runs differ", name, n_tok,
+                     cols);
+        vk_buffer_destroy(d, bw);
+        vk_buffer_destroy(d, bi);
+        vk_buffer_destroy(d, bd);
+        free(w), free(row), free(table), free(ids), free(ref), free(got), free(again);
+    }
+    close_all(d);
+}
+
+Test(vulkan, get_rows_f32) { check_get_rows(QT_F32, 33); check_get_rows(QT_F32, 1000); }
+Test(vulkan, get_rows_f16) { check_get_rows(QT_F16, 7); check_get_rows(QT_F16, 1000); }
+Test(vulkan, get_rows_q8_0) { check_get_rows(QT_Q8_0, 32); check_get_rows(QT_Q8_0, 4096); }
+Test(vulkan, get_rows_q4_0) { check_get_rows(QT_Q4_0, 32); check_get_rows(QT_Q4_0, 4096); }
+Test(vulkan, get_rows_q4_1) { check_get_rows(QT_Q4_1, 96); check_get_rows(QT_Q4_1, 4096); }
+Test(vulkan, get_rows_q5_0) { check_get_rows(QT_Q5_0, 96); check_get_rows(QT_Q5_0, 4096); }
+Test(vulkan, get_rows_q5_1) { check_get_rows(QT_Q5_1, 96); check_get_rows(QT_Q5_1, 4096); }
+Test(vulkan, get_rows_q4_k) { check_get_rows(QT_Q4_K, 256); check_get_rows(QT_Q4_K, 2304); }
+Test(vulkan, get_rows_q5_k) { check_get_rows(QT_Q5_K, 256); check_get_rows(QT_Q5_K, 2304); }
+Test(vulkan, get_rows_q6_k) { check_get_rows(QT_Q6_K, 256); check_get_rows(QT_Q6_K, 2304); }
+
+Test(vulkan, get_rows_bad_args) {
+    vk_device *d = open_device();
+    sluice_error err = {0};
+    vk_buffer *b = scratch(d, 4096);
+    cr_assert(!vk_get_rows_supports(QT_Q2_K));
+    cr_assert_eq(vk_step_begin(d, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(vk_op_get_rows(d, QT_Q2_K, b, 0, 1, 256, b, 0, 1, b, 0, &err), SLUICE_ERR_UNSUPPORTED);
+    cr_assert_eq(vk_op_get_rows(d, QT_Q4_0, b, 0, 1, 33, b, 0, 1, b, 0, &err), SLUICE_ERR_ARG, "not whole blocks");
+    cr_assert_eq(vk_op_get_rows(d, QT_F32, b, 2, 1, 8, b, 0, 1, b, 0, &err), SLUICE_ERR_ARG, "unaligned weights");
+    cr_assert_eq(vk_op_get_rows(d, QT_F32, b, 0, 2, 600, b, 0, 1, b, 0, &err), SLUICE_ERR_ARG, "weights too big");
+    cr_assert_eq(vk_op_get_rows(d, QT_F32, b, 0, 1, 8, b, 1024, 1, b, 0, &err), SLUICE_ERR_ARG, "ids too big");
+    cr_assert_eq(vk_op_get_rows(d, QT_F32, b, 0, 1, 800, b, 0, 2, b, 0, &err), SLUICE_ERR_ARG, "rows too big");
+    cr_assert_eq(vk_step_submit(d, &err), SLUICE_OK, "%s", err.msg);
+    vk_buffer_destroy(d, b);
+    close_all(d);
+}
+
+/* ---- rope ---- */
+
+/* CPU reference: engine/forward.c's rope_table + rope_apply for one token
+ * at position pos (inv_freq by powf as fwd_create makes it). */
+static void rope_ref(float *x, uint32_t n_heads, uint32_t hd, const vk_rope_params *rp, float pos) {
+    uint32_t half = rp->n_rot / 2;
+    float corr[2] = {0, 0};
+    if (rp->ext_factor != 0.0f) {
+        float lo = (float)rp->n_rot *
+                   logf((float)rp->n_ctx_orig / (rp->beta_fast * 2.0f * 3.14159265358979323846f)) /
+                   (2.0f * logf(rp->freq_base));
+        float hi = (float)rp->n_rot *
+                   logf((float)rp->n_ctx_orig / (rp->beta_slow * 2.0f * 3.14159265358979323846f)) /
+                   (2.0f * logf(rp->freq_base));
+        corr[0] = fmaxf(0.0f, floorf(lo));
+        corr[1] = fminf((float)rp->n_rot - 1, ceilf(hi));
+    }
+    for (uint32_t i = 0; i < half; i++) {
+        float inv_freq = powf(rp->freq_base, -2.0f * (float)i / (float)rp->n_rot);
+        float theta_extrap = pos * inv_freq, theta = rp->freq_scale * theta_extrap, mscale = rp->attn_factor;
+        if (rp->ext_factor != 0.0f) {
+            float y = ((float)i - corr[0]) / fmaxf(0.001f, corr[1] - corr[0]);
+            float mix = (1.0f - fminf(1.0f, fmaxf(0.0f, y))) * rp->ext_factor;
+            theta = theta * (1 - mix) + theta_extrap * mix;
+            mscale *= 1.0f + 0.1f * logf(1.0f / rp->freq_scale);
+        }
+        float co = cosf(theta) * mscale, si = sinf(theta) * mscale;
+        for (uint32_t h = 0; h < n_heads; h++) {
+            float *v = x + (size_t)h * hd;
+            uint32_t a = rp->neox ? i : 2 * i, b = rp->neox ? i + half : 2 * i + 1;
+            float x0 = v[a], x1 = v[b];
+            v[a] = x0 * co - x1 * si;
+            v[b] = x0 * si + x1 * co;
+        }
+    }
+}
+
+/* NMSE limit: both sides form the angle pos * base^(-2i/n_rot) in float,
+ * the shader with its own pow, cos and sin. pow differs from powf by a
+ * few ulp, and at positions up to 4095 an angle of ~4000 radians turns
+ * that into ~1e-4 of phase: measured on lavapipe up to 3e-9 (see the
+ * verbose output). The CPU reference itself carries more than that
+ * against exact arithmetic (the float angle alone is 2.4e-4 off at 4000),
+ * so the limit, 1e-7, only guards against a wrong pair or frequency,
+ * which gives NMSE of order 1. */
+#define ROPE_NMSE 1e-7
+
+typedef struct rope_case {
+    uint32_t n_heads, head_dim;
+    vk_rope_params rp;
+} rope_case;
+
+static void check_rope(const rope_case *rc, uint32_t n_tok, bool contiguous, tu_rng *rng, vk_device *d) {
+    sluice_error err = {0};
+    uint32_t x_off = n_tok % 2 ? 5 : 0, pos_off = 2;
+    size_t n = x_off + (size_t)n_tok * rc->n_heads * rc->head_dim;
+    float *x = malloc(n * sizeof(float)), *ref = malloc(n * sizeof(float));
+    float *got = malloc(n * sizeof(float)), *again = malloc(n * sizeof(float));
+    int32_t *pos = malloc((pos_off + n_tok) * sizeof(int32_t));
+    cr_assert(x && ref && got && again && pos);
+    for (size_t i = 0; i < n; i++) x[i] = tu_rand_normal(rng);
+    uint32_t pos0 = tu_rand_u32(rng) % 3000;
+    for (uint32_t t = 0; t < pos_off + n_tok; t++)
+        pos[t] = contiguous ? (int32_t)(pos0 + t) : (int32_t)(tu_rand_u32(rng) % 4096);
+    memcpy(ref, x, n * sizeof(float));
+    for (uint32_t t = 0; t < n_tok; t++)
+        rope_ref(ref + x_off + (size_t)t * rc->n_heads * rc->head_dim, rc->n_heads, rc->head_dim, &rc->rp,
+                 (float)pos[pos_off + t]);
+    vk_buffer *bx = scratch(d, n * sizeof(float)), *bp = upload_bytes(d, pos, (pos_off + n_tok) * sizeof(int32_t));
+    for (int run = 0; run < 2; run++) {
+        cr_assert_eq(vk_buffer_write(d, bx, 0, x, n * sizeof(float), &err), SLUICE_OK, "%s", err.msg);
+        cr_assert_eq(vk_step_begin(d, &err), SLUICE_OK, "%s", err.msg);
+        cr_assert_eq(vk_op_rope(d, bx, x_off, bp, pos_off, rc->head_dim, rc->n_heads, n_tok, &rc->rp, &err), SLUICE_OK,
+                     "%s", err.msg);
+        cr_assert_eq(vk_step_submit(d, &err), SLUICE_OK, "%s", err.msg);
+        read_back(d, bx, run ? again : got, n * sizeof(float));
+    }
+    double e = tu_nmse(got, ref, n);
+    const char *kind = rc->rp.neox ? "neox" : "norm";
+    if (verbose())
+        fprintf(stderr, "rope %s %3u tok x %u heads x %u (n_rot %u, scale %g, yarn %g): NMSE %.3g\n", kind, n_tok,
+                rc->n_heads, rc->head_dim, rc->rp.n_rot, rc->rp.freq_scale, rc->rp.ext_factor, e);
+    cr_assert_lt(e, ROPE_NMSE, "rope %s %u x %u x %u (n_rot %u): NMSE %g", kind, n_tok, rc->n_heads, rc->head_dim,
+                 rc->rp.n_rot, e);
+    cr_assert_eq(memcmp(got, again, n * sizeof(float)), 0, "rope %s %u tokens: two runs differ", kind, n_tok);
+    /* dims from n_rot on are untouched */
+    for (uint32_t t = 0; t < n_tok; t++)
+        for (uint32_t h = 0; h < rc->n_heads; h++) {
+            size_t o = x_off + ((size_t)t * rc->n_heads + h) * rc->head_dim;
+            cr_assert_eq(memcmp(got + o + rc->rp.n_rot, x + o + rc->rp.n_rot,
+                                (rc->head_dim - rc->rp.n_rot) * sizeof(float)), 0, "rope touched dims past n_rot");
+        }
+    cr_assert_eq(memcmp(got, x, x_off * sizeof(float)), 0, "rope wrote before x_off");
+    vk_buffer_destroy(d, bx);
+    vk_buffer_destroy(d, bp);
+    free(x), free(ref), free(got), free(again), free(pos);
+}
+
+static void check_rope_kind(bool neox) {
+    vk_device *d = open_device();
+    const vk_rope_params plain = {.n_rot = 64, .neox = neox, .freq_base = 10000.0f, .freq_scale = 1.0f,
+                                  .attn_factor = 1.0f};
+    rope_case cases[] = {
+        {4, 64, plain},                       /* llama: whole head */
+        {3, 80, plain},                       /* partial rotation (n_rot 32 below) */
+        {1, 2, plain},                        /* smallest */
+        {5, 128, plain},                      /* qwen-like base and linear scaling (below) */
+        {2, 64, plain},                       /* YaRN (below) */
+    };
+    cases[1].rp.n_rot = 32;
+    cases[2].rp.n_rot = 2;
+    cases[3].rp.n_rot = 128, cases[3].rp.freq_base = 1000000.0f, cases[3].rp.freq_scale = 0.25f;
+    cases[4].rp.freq_scale = 0.25f, cases[4].rp.ext_factor = 1.0f, cases[4].rp.attn_factor = 1.0f;
+    cases[4].rp.beta_fast = 32.0f, cases[4].rp.beta_slow = 1.0f, cases[4].rp.n_ctx_orig = 2048;
+    tu_rng rng = {neox ? 0x5eed0401u : 0x5eed0400u};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (size_t k = 0; k < sizeof op_tokens / sizeof op_tokens[0]; k++)
+            check_rope(&cases[c], op_tokens[k], k % 2 == 0, &rng, d);
+    close_all(d);
+}
+
+Test(vulkan, rope_norm_vs_cpu) { check_rope_kind(false); }
+Test(vulkan, rope_neox_vs_cpu) { check_rope_kind(true); }
+
+Test(vulkan, rope_bad_args) {
+    vk_device *d = open_device();
+    sluice_error err = {0};
+    vk_buffer *b = scratch(d, 4096);
+    vk_rope_params rp = {.n_rot = 3, .freq_base = 10000.0f, .freq_scale = 1.0f, .attn_factor = 1.0f};
+    cr_assert_eq(vk_step_begin(d, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(vk_op_rope(d, b, 0, b, 0, 8, 1, 1, &rp, &err), SLUICE_ERR_ARG, "odd n_rot");
+    rp.n_rot = 16;
+    cr_assert_eq(vk_op_rope(d, b, 0, b, 0, 8, 1, 1, &rp, &err), SLUICE_ERR_ARG, "n_rot > head_dim");
+    rp.n_rot = 8;
+    rp.freq_scale = 0.0f;
+    cr_assert_eq(vk_op_rope(d, b, 0, b, 0, 8, 1, 1, &rp, &err), SLUICE_ERR_ARG, "freq_scale 0");
+    rp.freq_scale = 1.0f;
+    cr_assert_eq(vk_op_rope(d, b, 0, b, 0, 8, 64, 3, &rp, &err), SLUICE_ERR_ARG, "x too big");
+    cr_assert_eq(vk_op_rope(d, b, 0, b, 1020, 8, 1, 8, &rp, &err), SLUICE_ERR_ARG, "positions too big");
+    cr_assert_eq(vk_step_submit(d, &err), SLUICE_OK, "%s", err.msg);
+    vk_buffer_destroy(d, b);
+    close_all(d);
+}
+
+/* ---- silu_mul, add ---- */
+
+/* NMSE limits: add is one float addition on both sides (exact: 0);
+ * silu_mul differs only by the shader's exp against expf (a few ulp):
+ * measured on lavapipe <= 1e-14. */
+#define ADD_NMSE 1e-14
+#define SILU_MUL_NMSE 1e-12
+
+static void check_eltwise(bool silu) {
+    vk_device *d = open_device();
+    sluice_error err = {0};
+    const char *name = silu ? "silu_mul" : "add";
+    tu_rng rng = {silu ? 0x5eed0500u : 0x5eed0501u};
+    for (size_t k = 0; k < sizeof op_tokens / sizeof op_tokens[0]; k++) {
+        /* op_tokens[k] tokens of 37 (n_ff-like, odd) and a plain count */
+        for (int shape = 0; shape < 2; shape++) {
+            uint32_t n = shape ? op_tokens[k] * 37u : op_tokens[k];
+            uint32_t x_off = k % 2 ? 3 : 0, y_off = k % 2 ? 0 : 5;
+            size_t nx = x_off + n, ny = y_off + n;
+            float *x = malloc(nx * sizeof(float)), *y = malloc(ny * sizeof(float)), *ref = malloc(nx * sizeof(float));
+            float *got = malloc(nx * sizeof(float)), *again = malloc(nx * sizeof(float));
+            cr_assert(x && y && ref && got && again);
+            for (size_t i = 0; i < nx; i++) x[i] = 4.0f * tu_rand_normal(&rng);
+            for (size_t i = 0; i < ny; i++) y[i] = tu_rand_normal(&rng);
+            memcpy(ref, x, nx * sizeof(float));
+            for (uint32_t i = 0; i < n; i++) {
+                float g = x[x_off + i], u = y[y_off + i];
+                ref[x_off + i] = silu ? g / (1.0f + expf(-g)) * u : g + u; /* forward.c ROW_SWIGLU, x += xb */
+            }
+            vk_buffer *bx = scratch(d, nx * sizeof(float)), *by = upload(d, y, ny);
+            for (int run = 0; run < 2; run++) {
+                cr_assert_eq(vk_buffer_write(d, bx, 0, x, nx * sizeof(float), &err), SLUICE_OK, "%s", err.msg);
+                cr_assert_eq(vk_step_begin(d, &err), SLUICE_OK, "%s", err.msg);
+                sluice_status st = silu ? vk_op_silu_mul(d, bx, x_off, by, y_off, n, &err)
+                                        : vk_op_add(d, bx, x_off, by, y_off, n, &err);
+                cr_assert_eq(st, SLUICE_OK, "%s", err.msg);
+                cr_assert_eq(vk_step_submit(d, &err), SLUICE_OK, "%s", err.msg);
+                read_back(d, bx, run ? again : got, nx * sizeof(float));
+            }
+            double e = tu_nmse(got, ref, nx);
+            if (verbose()) fprintf(stderr, "%s %5u: NMSE %.3g\n", name, n, e);
+            cr_assert_lt(e, silu ? SILU_MUL_NMSE : ADD_NMSE, "%s %u: NMSE %g", name, n, e);
+            cr_assert_eq(memcmp(got, again, nx * sizeof(float)), 0, "%s %u: two runs differ", name, n);
+            cr_assert_eq(memcmp(got, x, x_off * sizeof(float)), 0, "%s wrote before x_off", name);
+            vk_buffer_destroy(d, bx);
+            vk_buffer_destroy(d, by);
+            free(x), free(y), free(ref), free(got), free(again);
+        }
+    }
+    /* too big for the buffers */
+    vk_buffer *b = scratch(d, 64);
+    cr_assert_eq(vk_step_begin(d, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(silu ? vk_op_silu_mul(d, b, 1, b, 0, 16, &err) : vk_op_add(d, b, 0, b, 1, 16, &err), SLUICE_ERR_ARG);
+    cr_assert_eq(vk_step_submit(d, &err), SLUICE_OK, "%s", err.msg);
+    vk_buffer_destroy(d, b);
+    close_all(d);
+}
+
+Test(vulkan, silu_mul_vs_cpu) { check_eltwise(true); }
+Test(vulkan, add_vs_cpu) { check_eltwise(false); }
+
+/* ---- kv_store ---- */
+
+/* CPU reference: engine/forward.c's kv_store (K rows, V transposed,
+ * f32_to_fp16 for an F16 cache) into caches of elem-byte elements. The
+ * shader rounds to F16 as f32_to_fp16 does, so the caches must be
+ * byte-identical (no NMSE slack: measured NMSE 0); the NMSE of the
+ * written entries is printed with SLUICE_VK_TEST_VERBOSE. */
+static void kv_store_ref(bool f16, const float *k, const float *v, const int32_t *pos, uint32_t kvdim, uint32_t n_tok,
+                         uint8_t *kc, uint8_t *vc, uint32_t n_ctx) {
+    for (uint32_t t = 0; t < n_tok; t++)
+        for (uint32_t i = 0; i < kvdim; i++) {
+            size_t ki = (size_t)pos[t] * kvdim + i, vi = (size_t)i * n_ctx + (size_t)pos[t];
+            float kx = k[(size_t)t * kvdim + i], vx = v[(size_t)t * kvdim + i];
+            if (f16) {
+                uint16_t kh = f32_to_fp16(kx), vh = f32_to_fp16(vx);
+                memcpy(kc + 2 * ki, &kh, 2);
+                memcpy(vc + 2 * vi, &vh, 2);
+            } else {
+                memcpy(kc + 4 * ki, &kx, 4);
+                memcpy(vc + 4 * vi, &vx, 4);
+            }
+        }
+}
+
+/* NMSE of the n_tok * kvdim elements the op wrote (K rows and V columns
+ * at pos[]) of cache `got` against `ref`. */
+static double kv_written_nmse(bool f16, bool v_side, const uint8_t *got, const uint8_t *ref, const int32_t *pos,
+                              uint32_t kvdim, uint32_t n_tok, uint32_t n_ctx) {
+    size_t n = (size_t)n_tok * kvdim, elem = f16 ? 2 : 4;
+    float *fa = malloc(n * sizeof(float)), *fb = malloc(n * sizeof(float));
+    cr_assert(fa && fb);
+    for (uint32_t t = 0; t < n_tok; t++)
+        for (uint32_t i = 0; i < kvdim; i++) {
+            size_t at = v_side ? (size_t)i * n_ctx + (size_t)pos[t] : (size_t)pos[t] * kvdim + i, j = (size_t)t * kvdim + i;
+            if (f16) {
+                uint16_t ha, hb;
+                memcpy(&ha, got + elem * at, 2), memcpy(&hb, ref + elem * at, 2);
+                fa[j] = fp16_to_f32(ha), fb[j] = fp16_to_f32(hb);
+            } else {
+                memcpy(&fa[j], got + elem * at, 4), memcpy(&fb[j], ref + elem * at, 4);
+            }
+        }
+    double e = tu_nmse(fa, fb, n);
+    free(fa), free(fb);
+    return e;
+}
+
+static void check_kv_store(bool f16) {
+    vk_device *d = open_device();
+    sluice_error err = {0};
+    const char *name = f16 ? "F16" : "F32";
+    static const uint32_t kvdims[] = {1, 7, 64, 96};
+    const uint32_t n_ctx = 203; /* odd: V columns straddle F16 words */
+    tu_rng rng = {f16 ? 0x5eed0601u : 0x5eed0600u};
+    size_t elem = f16 ? 2 : 4;
+    for (size_t di = 0; di < sizeof kvdims / sizeof kvdims[0]; di++)
+        for (size_t k = 0; k < sizeof op_tokens / sizeof op_tokens[0]; k++) {
+            uint32_t kvdim = kvdims[di], n_tok = op_tokens[k], pos_off = (uint32_t)k;
+            /* the layer's caches from element k_off / v_off of bigger buffers (odd: F16 halves) */
+            uint32_t k_off = (uint32_t)(di * 3 + 1), v_off = (uint32_t)(k * 5 + 1);
+            size_t cache = (size_t)n_ctx * kvdim, kc_bytes = ((k_off + cache) * elem + 3) / 4 * 4;
+            size_t vc_bytes = ((v_off + cache) * elem + 3) / 4 * 4, in = (size_t)n_tok * kvdim;
+            float *kx = malloc(in * sizeof(float)), *vx = malloc(in * sizeof(float));
+            int32_t *pos = malloc((pos_off + n_tok) * sizeof(int32_t));
+            uint8_t *kc0 = malloc(kc_bytes), *vc0 = malloc(vc_bytes), *kref = malloc(kc_bytes), *vref = malloc(vc_bytes);
+            uint8_t *kgot = malloc(kc_bytes), *vgot = malloc(vc_bytes), *kagain = malloc(kc_bytes),
+                    *vagain = malloc(vc_bytes);
+            cr_assert(kx && vx && pos && kc0 && vc0 && kref && vref && kgot && vgot && kagain && vagain);
+            for (size_t i = 0; i < in; i++) kx[i] = tu_rand_normal(&rng), vx[i] = tu_rand_normal(&rng);
+            for (size_t i = 0; i < kc_bytes; i++) kc0[i] = (uint8_t)tu_rand_u32(&rng); /* old contents stay */
+            for (size_t i = 0; i < vc_bytes; i++) vc0[i] = (uint8_t)tu_rand_u32(&rng);
+            /* distinct positions: a run after a random start, or shuffled */
+            uint32_t *perm = malloc(n_ctx * sizeof(uint32_t));
+            cr_assert(perm);
+            for (uint32_t i = 0; i < n_ctx; i++) perm[i] = i;
+            for (uint32_t i = n_ctx - 1; i > 0; i--) {
+                uint32_t j = tu_rand_u32(&rng) % (i + 1), s = perm[i];
+                perm[i] = perm[j], perm[j] = s;
+            }
+            uint32_t p0 = tu_rand_u32(&rng) % (n_ctx - n_tok + 1);
+            for (uint32_t t = 0; t < pos_off + n_tok; t++) pos[t] = -7;
+            for (uint32_t t = 0; t < n_tok; t++) pos[pos_off + t] = (int32_t)(k % 2 ? perm[t] : p0 + t);
+            memcpy(kref, kc0, kc_bytes), memcpy(vref, vc0, vc_bytes);
+            kv_store_ref(f16, kx, vx, pos + pos_off, kvdim, n_tok, kref + k_off * elem, vref + v_off * elem, n_ctx);
+            vk_buffer *bk = upload(d, kx, in), *bv = upload(d, vx, in);
+            vk_buffer *bp = upload_bytes(d, pos, (pos_off + n_tok) * sizeof(int32_t));
+            vk_buffer *bkc = scratch(d, kc_bytes), *bvc = scratch(d, vc_bytes);
+            for (int run = 0; run < 2; run++) {
+                cr_assert_eq(vk_buffer_write(d, bkc, 0, kc0, kc_bytes, &err), SLUICE_OK, "%s", err.msg);
+                cr_assert_eq(vk_buffer_write(d, bvc, 0, vc0, vc_bytes, &err), SLUICE_OK, "%s", err.msg);
+                cr_assert_eq(vk_step_begin(d, &err), SLUICE_OK, "%s", err.msg);
+                cr_assert_eq(vk_op_kv_store(d, f16, bk, bv, bp, pos_off, kvdim, n_tok, bkc, k_off, bvc, v_off, n_ctx,
+                                            &err),
+                             SLUICE_OK, "%s", err.msg);
+                cr_assert_eq(vk_step_submit(d, &err), SLUICE_OK, "%s", err.msg);
+                read_back(d, bkc, run ? kagain : kgot, kc_bytes);
+                read_back(d, bvc, run ? vagain : vgot, vc_bytes);
+            }
+            if (verbose())
+                fprintf(stderr, "kv_store %s %3u tok x %-3u: K NMSE %.3g, V NMSE %.3g\n", name, n_tok, kvdim,
+                        kv_written_nmse(f16, false, kgot + k_off * elem, kref + k_off * elem, pos + pos_off, kvdim,
+                                        n_tok, n_ctx),
+                        kv_written_nmse(f16, true, vgot + v_off * elem, vref + v_off * elem, pos + pos_off, kvdim,
+                                        n_tok, n_ctx));
+            cr_assert_eq(memcmp(kgot, kref, kc_bytes), 0, "kv_store %s %u x %u: K cache differs from the CPU's", name,
+                         n_tok, kvdim);
+            cr_assert_eq(memcmp(vgot, vref, vc_bytes), 0, "kv_store %s %u x %u: V cache differs from the CPU's", name,
+                         n_tok, kvdim);
+            cr_assert_eq(memcmp(kgot, kagain, kc_bytes), 0, "kv_store %s: two runs differ", name);
+            cr_assert_eq(memcmp(vgot, vagain, vc_bytes), 0, "kv_store %s: two runs differ", name);
+            vk_buffer_destroy(d, bk), vk_buffer_destroy(d, bv), vk_buffer_destroy(d, bp);
+            vk_buffer_destroy(d, bkc), vk_buffer_destroy(d, bvc);
+            free(kx), free(vx), free(pos), free(kc0), free(vc0), free(kref), free(vref);
+            free(kgot), free(vgot), free(kagain), free(vagain), free(perm);
+        }
+    /* too small a cache */
+    vk_buffer *b = scratch(d, 4096);
+    cr_assert_eq(vk_step_begin(d, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(vk_op_kv_store(d, f16, b, b, b, 0, 64, 1, b, 0, b, 0, 64, &err), SLUICE_ERR_ARG);
+    cr_assert_eq(vk_step_submit(d, &err), SLUICE_OK, "%s", err.msg);
+    vk_buffer_destroy(d, b);
+    close_all(d);
+}
+
+/* Rounding to F16 at the edges: the shader must round as f32_to_fp16 (to
+ * nearest even, subnormals, overflow to inf, NaN kept). */
+Test(vulkan, kv_store_f16_rounding) {
+    vk_device *d = open_device();
+    sluice_error err = {0};
+    static const uint32_t bits[] = {0x00000000u, 0x80000000u, 0x3f800000u, 0x3f801000u, 0x3f803000u, 0x33000000u,
+                                    0x33000001u, 0x387fe000u, 0x38800000u, 0x477fe000u, 0x477ff000u, 0x477fefffu,
+                                    0x47800000u, 0x7f800000u, 0xff800000u, 0x7fc00000u, 0x00000001u, 0x34ffffffu};
+    enum { N = sizeof bits / sizeof bits[0] };
+    float kx[N];
+    uint16_t want[N], got[N + 2];
+    memcpy(kx, bits, sizeof kx);
+    for (int i = 0; i < N; i++) want[i] = f32_to_fp16(kx[i]);
+    int32_t pos = 0;
+    vk_buffer *bk = upload(d, kx, N), *bp = upload_bytes(d, &pos, 4), *bkc = scratch(d, sizeof got),
+              *bvc = scratch(d, sizeof got);
+    cr_assert_eq(vk_step_begin(d, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(vk_op_kv_store(d, true, bk, bk, bp, 0, N, 1, bkc, 0, bvc, 0, 1, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(vk_step_submit(d, &err), SLUICE_OK, "%s", err.msg);
+    read_back(d, bkc, got, sizeof got);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(got[i], want[i], "f32 0x%08x: F16 0x%04x, f32_to_fp16 gives 0x%04x", bits[i], got[i], want[i]);
+    vk_buffer_destroy(d, bk), vk_buffer_destroy(d, bp), vk_buffer_destroy(d, bkc), vk_buffer_destroy(d, bvc);
+    close_all(d);
+}
+
+Test(vulkan, kv_store_f32) { check_kv_store(false); }
+Test(vulkan, kv_store_f16) { check_kv_store(true); }
 #endif

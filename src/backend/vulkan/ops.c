@@ -1,6 +1,7 @@
 /* ops.c — recording of each op: pipeline, push constants, dispatch
  * geometry (split where it exceeds the device's workgroup-count limit). */
 #include "backend/vulkan/ops.h"
+#include <math.h>
 #include "backend/vulkan/vk_internal.h"
 
 #define RMS_NORM_BLOCK 128 /* power of two, <= the guaranteed 128 invocations */
@@ -85,6 +86,195 @@ sluice_status vk_op_mul_mat_vec(vk_device *d, qtype t, vk_buffer *w, uint64_t w_
                                   .y_off = (uint32_t)y_off,
                                   .row0 = (uint32_t)row0};
         sluice_status st = vk_record_dispatch(d, p, bufs, &pc, n, 1, 1, err);
+        if (st != SLUICE_OK) return st;
+    }
+    return SLUICE_OK;
+}
+
+/* ---- get_rows ---- */
+
+#define GET_ROWS_BLOCK 64 /* <= the guaranteed 128 invocations */
+
+#define GR(t, id) [QT_##t] = VK_SHADER_GET_ROWS_##id
+static const vk_shader_id get_rows_ids[QT_COUNT] = {
+    GR(F32, F32),   GR(F16, F16),   GR(Q4_0, Q4_0), GR(Q4_1, Q4_1), GR(Q5_0, Q5_0),
+    GR(Q5_1, Q5_1), GR(Q8_0, Q8_0), GR(Q4_K, Q4_K), GR(Q5_K, Q5_K), GR(Q6_K, Q6_K),
+};
+#undef GR
+
+bool vk_get_rows_supports(qtype t) { return vk_mul_mat_vec_supports(t); }
+
+sluice_status vk_op_get_rows(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off, uint32_t n_rows, uint32_t cols,
+                             vk_buffer *ids, uint64_t ids_off, uint32_t n_tok, vk_buffer *dst, uint64_t d_off,
+                             sluice_error *err) {
+    if (!vk_get_rows_supports(t))
+        return sluice_fail(err, SLUICE_ERR_UNSUPPORTED, "get_rows: weight type %d not supported", (int)t);
+    const mmv_type *mt = &mmv_types[t];
+    if (!n_tok || !cols) return SLUICE_OK;
+    if (cols % mt->block)
+        return sluice_fail(err, SLUICE_ERR_ARG, "get_rows: %u columns, not a multiple of the block (%u)", cols,
+                           mt->block);
+    if (w_off % 4)
+        return sluice_fail(err, SLUICE_ERR_ARG, "get_rows: weight offset %llu not a multiple of 4",
+                           (unsigned long long)w_off);
+    uint64_t row_bytes = (uint64_t)cols / mt->block * mt->block_bytes;
+    uint64_t w_end = (w_off + row_bytes * n_rows + 3) / 4 * 4;
+    if (w_end > w->size || w_end > UINT32_MAX)
+        return sluice_fail(err, SLUICE_ERR_ARG, "get_rows: (%u x %u) weights from byte %llu do not fit their buffer",
+                           n_rows, cols, (unsigned long long)w_off);
+    uint64_t d_end = d_off + (uint64_t)n_tok * cols;
+    if ((ids_off + n_tok) * sizeof(int32_t) > ids->size || d_end * sizeof(float) > dst->size || d_end > UINT32_MAX)
+        return sluice_fail(err, SLUICE_ERR_ARG, "get_rows: ids (%u) or rows (%u x %u) do not fit their buffers", n_tok,
+                           n_tok, cols);
+    const uint32_t spec[] = {GET_ROWS_BLOCK};
+    vk_pipeline *p = vk_pipeline_get(d, get_rows_ids[t], 3, sizeof(vk_push_get_rows), spec, 1, err);
+    if (!p) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
+    vk_buffer *bufs[] = {w, ids, dst};
+    uint32_t max_groups = d->info.max_wg_count[0];
+    for (uint32_t tok0 = 0; tok0 < n_tok; tok0 += max_groups) {
+        uint32_t n = n_tok - tok0 < max_groups ? n_tok - tok0 : max_groups;
+        vk_push_get_rows pc = {.cols = cols,
+                               .n_tok = n_tok,
+                               .n_rows = n_rows,
+                               .row_bytes = (uint32_t)row_bytes,
+                               .w_off = (uint32_t)w_off,
+                               .ids_off = (uint32_t)ids_off,
+                               .d_off = (uint32_t)d_off,
+                               .tok0 = tok0};
+        sluice_status st = vk_record_dispatch(d, p, bufs, &pc, n, 1, 1, err);
+        if (st != SLUICE_OK) return st;
+    }
+    return SLUICE_OK;
+}
+
+/* ---- rope ---- */
+
+#define ROPE_BLOCK 64
+
+/* engine/forward.c's yarn_corr_dim. */
+static float yarn_corr_dim(uint32_t n_rot, uint32_t n_ctx_orig, float n_rotations, float base) {
+    return (float)n_rot * logf((float)n_ctx_orig / (n_rotations * 2.0f * 3.14159265358979323846f)) /
+           (2.0f * logf(base));
+}
+
+sluice_status vk_op_rope(vk_device *d, vk_buffer *x, uint64_t x_off, vk_buffer *pos, uint64_t pos_off,
+                         uint32_t head_dim, uint32_t n_heads, uint32_t n_tok, const vk_rope_params *rp,
+                         sluice_error *err) {
+    if (rp->n_rot % 2 || rp->n_rot > head_dim)
+        return sluice_fail(err, SLUICE_ERR_ARG, "rope: n_rot %u must be even and at most the head dim %u", rp->n_rot,
+                           head_dim);
+    if (!(rp->freq_base > 0.0f) || !(rp->freq_scale > 0.0f))
+        return sluice_fail(err, SLUICE_ERR_ARG, "rope: freq_base %g and freq_scale %g must be positive",
+                           (double)rp->freq_base, (double)rp->freq_scale);
+    uint32_t half = rp->n_rot / 2;
+    if (!half || !n_heads || !n_tok) return SLUICE_OK;
+    uint64_t x_end = x_off + (uint64_t)n_tok * n_heads * head_dim;
+    if (x_end * sizeof(float) > x->size || x_end > UINT32_MAX || (pos_off + n_tok) * sizeof(int32_t) > pos->size)
+        return sluice_fail(err, SLUICE_ERR_ARG, "rope: x (%u x %u x %u) or positions do not fit their buffers", n_tok,
+                           n_heads, head_dim);
+    if ((uint64_t)n_heads * half > (uint64_t)d->info.max_wg_count[0] * ROPE_BLOCK)
+        return sluice_fail(err, SLUICE_ERR_ARG, "rope: %u heads too many for one dispatch", n_heads);
+    float corr_lo = 0, corr_hi = 0;
+    if (rp->ext_factor != 0.0f) {
+        corr_lo = fmaxf(0.0f, floorf(yarn_corr_dim(rp->n_rot, rp->n_ctx_orig, rp->beta_fast, rp->freq_base)));
+        corr_hi = fminf((float)rp->n_rot - 1, ceilf(yarn_corr_dim(rp->n_rot, rp->n_ctx_orig, rp->beta_slow, rp->freq_base)));
+    }
+    const uint32_t spec[] = {ROPE_BLOCK};
+    vk_shader_id id = rp->neox ? VK_SHADER_ROPE_NEOX : VK_SHADER_ROPE_NORM;
+    vk_pipeline *p = vk_pipeline_get(d, id, 2, sizeof(vk_push_rope), spec, 1, err);
+    if (!p) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
+    vk_buffer *bufs[] = {x, pos};
+    uint32_t gx = (n_heads * half + ROPE_BLOCK - 1) / ROPE_BLOCK, max_y = d->info.max_wg_count[1];
+    for (uint32_t tok0 = 0; tok0 < n_tok; tok0 += max_y) {
+        uint32_t n = n_tok - tok0 < max_y ? n_tok - tok0 : max_y;
+        vk_push_rope pc = {.head_dim = head_dim,
+                           .n_heads = n_heads,
+                           .n_tok = n_tok,
+                           .n_rot = rp->n_rot,
+                           .x_off = (uint32_t)x_off,
+                           .pos_off = (uint32_t)pos_off,
+                           .tok0 = tok0,
+                           .freq_base = rp->freq_base,
+                           .freq_scale = rp->freq_scale,
+                           .ext_factor = rp->ext_factor,
+                           .attn_factor = rp->attn_factor,
+                           .corr_lo = corr_lo,
+                           .corr_hi = corr_hi};
+        sluice_status st = vk_record_dispatch(d, p, bufs, &pc, gx, n, 1, err);
+        if (st != SLUICE_OK) return st;
+    }
+    return SLUICE_OK;
+}
+
+/* ---- silu_mul, add ---- */
+
+#define ELTWISE_BLOCK 128
+
+static sluice_status eltwise(vk_device *d, vk_shader_id id, const char *name, vk_buffer *x, uint64_t x_off,
+                             vk_buffer *y, uint64_t y_off, uint32_t n, sluice_error *err) {
+    if (!n) return SLUICE_OK;
+    if ((x_off + n) * sizeof(float) > x->size || (y_off + n) * sizeof(float) > y->size || x_off + n > UINT32_MAX ||
+        y_off + n > UINT32_MAX)
+        return sluice_fail(err, SLUICE_ERR_ARG, "%s: %u floats do not fit their buffers", name, n);
+    const uint32_t spec[] = {ELTWISE_BLOCK};
+    vk_pipeline *p = vk_pipeline_get(d, id, 2, sizeof(vk_push_eltwise), spec, 1, err);
+    if (!p) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
+    vk_buffer *bufs[] = {x, y};
+    uint64_t per = (uint64_t)d->info.max_wg_count[0] * ELTWISE_BLOCK; /* elements per dispatch */
+    for (uint64_t i0 = 0; i0 < n; i0 += per) {
+        uint64_t m = n - i0 < per ? n - i0 : per;
+        vk_push_eltwise pc = {.n = n, .x_off = (uint32_t)x_off, .y_off = (uint32_t)y_off, .i0 = (uint32_t)i0};
+        sluice_status st = vk_record_dispatch(d, p, bufs, &pc, (uint32_t)((m + ELTWISE_BLOCK - 1) / ELTWISE_BLOCK), 1,
+                                              1, err);
+        if (st != SLUICE_OK) return st;
+    }
+    return SLUICE_OK;
+}
+
+sluice_status vk_op_silu_mul(vk_device *d, vk_buffer *g, uint64_t g_off, vk_buffer *u, uint64_t u_off, uint32_t n,
+                             sluice_error *err) {
+    return eltwise(d, VK_SHADER_SILU_MUL_F32, "silu_mul", g, g_off, u, u_off, n, err);
+}
+
+sluice_status vk_op_add(vk_device *d, vk_buffer *x, uint64_t x_off, vk_buffer *y, uint64_t y_off, uint32_t n,
+                        sluice_error *err) {
+    return eltwise(d, VK_SHADER_ADD_F32, "add", x, x_off, y, y_off, n, err);
+}
+
+/* ---- kv_store ---- */
+
+#define KV_STORE_BLOCK 64
+
+sluice_status vk_op_kv_store(vk_device *d, bool f16, vk_buffer *k, vk_buffer *v, vk_buffer *pos, uint64_t pos_off,
+                             uint32_t kvdim, uint32_t n_tok, vk_buffer *kc, uint64_t k_off, vk_buffer *vc,
+                             uint64_t v_off, uint32_t n_ctx, sluice_error *err) {
+    if (!kvdim || !n_tok) return SLUICE_OK;
+    uint64_t elem = f16 ? 2 : 4, in = (uint64_t)n_tok * kvdim * sizeof(float);
+    uint64_t cache = (uint64_t)n_ctx * kvdim;
+    /* F16 words are read whole: round the end up to a word */
+    uint64_t k_end = ((k_off + cache) * elem + 3) / 4 * 4, v_end = ((v_off + cache) * elem + 3) / 4 * 4;
+    if (in > k->size || in > v->size || (pos_off + n_tok) * sizeof(int32_t) > pos->size || k_end > kc->size ||
+        v_end > vc->size || k_off + cache > UINT32_MAX || v_off + cache > UINT32_MAX)
+        return sluice_fail(err, SLUICE_ERR_ARG, "kv_store: %u tokens x %u or a %u-position cache do not fit their buffers",
+                           n_tok, kvdim, n_ctx);
+    const uint32_t spec[] = {KV_STORE_BLOCK};
+    vk_shader_id id = f16 ? VK_SHADER_KV_STORE_F16 : VK_SHADER_KV_STORE_F32;
+    vk_pipeline *p = vk_pipeline_get(d, id, 5, sizeof(vk_push_kv_store), spec, 1, err);
+    if (!p) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
+    vk_buffer *bufs[] = {k, v, pos, kc, vc};
+    uint32_t gx = (kvdim + KV_STORE_BLOCK - 1) / KV_STORE_BLOCK, max_y = d->info.max_wg_count[1];
+    if (gx > d->info.max_wg_count[0])
+        return sluice_fail(err, SLUICE_ERR_ARG, "kv_store: rows of %u too long for one dispatch", kvdim);
+    for (uint32_t tok0 = 0; tok0 < n_tok; tok0 += max_y) {
+        uint32_t n = n_tok - tok0 < max_y ? n_tok - tok0 : max_y;
+        vk_push_kv_store pc = {.kvdim = kvdim,
+                               .n_tok = n_tok,
+                               .n_ctx = n_ctx,
+                               .k_off = (uint32_t)k_off,
+                               .v_off = (uint32_t)v_off,
+                               .pos_off = (uint32_t)pos_off,
+                               .tok0 = tok0};
+        sluice_status st = vk_record_dispatch(d, p, bufs, &pc, gx, n, 1, err);
         if (st != SLUICE_OK) return st;
     }
     return SLUICE_OK;

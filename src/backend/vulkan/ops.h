@@ -54,4 +54,118 @@ bool vk_mul_mat_vec_supports(qtype t);
  * offsets that do not fit. */
 sluice_status vk_op_mul_mat_vec(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off, vk_buffer *x, uint64_t x_off,
                                 vk_buffer *y, uint64_t y_off, uint32_t rows, uint32_t cols, sluice_error *err);
+
+/* Push constants of shaders/get_rows.comp; keep the two in step. */
+typedef struct vk_push_get_rows {
+    uint32_t cols;
+    uint32_t n_tok;
+    uint32_t n_rows;    /* rows of W: valid ids are 0..n_rows-1 */
+    uint32_t row_bytes; /* bytes from one row of W to the next */
+    uint32_t w_off;     /* bytes, multiple of 4 */
+    uint32_t ids_off;   /* int32s */
+    uint32_t d_off;     /* floats */
+    uint32_t tok0;      /* first token of this dispatch */
+} vk_push_get_rows;
+_Static_assert(sizeof(vk_push_get_rows) == 32, "get_rows push constants");
+
+/* True when vk_op_get_rows takes weights of type t (the types of
+ * vk_mul_mat_vec_supports). */
+bool vk_get_rows_supports(qtype t);
+
+/* dst[d_off + t * cols + c] = W[ids[ids_off + t], c]  for t < n_tok: the
+ * embedding lookup. W: (n_rows, cols) of type t, raw GGUF bytes from byte
+ * w_off of w (a multiple of 4), rows back to back, cols a multiple of t's
+ * block size; ids: int32; dst: F32. An id outside 0..n_rows-1 yields a
+ * row of zeros. Each element is formed as quant_dequantize_row_ref forms
+ * it, so the result equals the CPU's bit for bit. Fails with
+ * SLUICE_ERR_UNSUPPORTED for other types and SLUICE_ERR_ARG for shapes or
+ * offsets that do not fit. */
+sluice_status vk_op_get_rows(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off, uint32_t n_rows, uint32_t cols,
+                             vk_buffer *ids, uint64_t ids_off, uint32_t n_tok, vk_buffer *dst, uint64_t d_off,
+                             sluice_error *err);
+
+/* Push constants of shaders/rope.comp; keep the two in step. */
+typedef struct vk_push_rope {
+    uint32_t head_dim;
+    uint32_t n_heads;
+    uint32_t n_tok;
+    uint32_t n_rot;
+    uint32_t x_off;   /* floats */
+    uint32_t pos_off; /* int32s */
+    uint32_t tok0;    /* first token of this dispatch */
+    float freq_base;
+    float freq_scale;
+    float ext_factor;
+    float attn_factor;
+    float corr_lo, corr_hi;
+    uint32_t pad[3];
+} vk_push_rope;
+_Static_assert(sizeof(vk_push_rope) == 64, "rope push constants");
+
+/* Rotary embedding parameters (model_hparams' names in brackets). */
+typedef struct vk_rope_params {
+    uint32_t n_rot;     /* rotated dims per head, even, <= head_dim [n_rot] */
+    bool neox;          /* pairs (i, i + n_rot/2), else (2i, 2i + 1) [arch rope] */
+    float freq_base;    /* [rope_base] */
+    float freq_scale;   /* linear scaling, 1 / factor; 1: none [rope_freq_scale] */
+    /* YaRN; ext_factor 0 turns it off, attn_factor 1 is neutral */
+    float ext_factor;   /* [yarn_ext_factor] */
+    float attn_factor;  /* [yarn_attn_factor] */
+    float beta_fast, beta_slow; /* [yarn_beta_fast, yarn_beta_slow] */
+    uint32_t n_ctx_orig;        /* [n_ctx_orig] */
+} vk_rope_params;
+
+/* Rotates, in place, the first n_rot dims of every head of
+ * x: (n_tok, n_heads, head_dim) F32 from float x_off, token t at position
+ * pos[pos_off + t] (int32), with engine/forward.c's rope_table and
+ * rope_apply semantics (YaRN included). Angles and sin/cos are computed in
+ * the shader in float. Fails with SLUICE_ERR_ARG for an odd n_rot, n_rot >
+ * head_dim, a freq_base or freq_scale not above 0, or buffers too small. */
+sluice_status vk_op_rope(vk_device *d, vk_buffer *x, uint64_t x_off, vk_buffer *pos, uint64_t pos_off,
+                         uint32_t head_dim, uint32_t n_heads, uint32_t n_tok, const vk_rope_params *rp,
+                         sluice_error *err);
+
+/* Push constants of shaders/silu_mul.comp and shaders/add.comp. */
+typedef struct vk_push_eltwise {
+    uint32_t n;
+    uint32_t x_off; /* floats */
+    uint32_t y_off; /* floats */
+    uint32_t i0;    /* first element of this dispatch */
+} vk_push_eltwise;
+_Static_assert(sizeof(vk_push_eltwise) == 16, "elementwise push constants");
+
+/* g[g_off + i] = silu(g[g_off + i]) * u[u_off + i]  for i < n, F32, in
+ * place (the SwiGLU gate). u must not overlap g's n elements unless it is
+ * exactly them. */
+sluice_status vk_op_silu_mul(vk_device *d, vk_buffer *g, uint64_t g_off, vk_buffer *u, uint64_t u_off, uint32_t n,
+                             sluice_error *err);
+
+/* x[x_off + i] += y[y_off + i]  for i < n, F32, in place (the residual). */
+sluice_status vk_op_add(vk_device *d, vk_buffer *x, uint64_t x_off, vk_buffer *y, uint64_t y_off, uint32_t n,
+                        sluice_error *err);
+
+/* Push constants of shaders/kv_store.comp; keep the two in step. */
+typedef struct vk_push_kv_store {
+    uint32_t kvdim;
+    uint32_t n_tok;
+    uint32_t n_ctx;
+    uint32_t k_off;   /* cache elements */
+    uint32_t v_off;   /* cache elements */
+    uint32_t pos_off; /* int32s */
+    uint32_t tok0;    /* first token of this dispatch */
+    uint32_t pad;
+} vk_push_kv_store;
+_Static_assert(sizeof(vk_push_kv_store) == 32, "kv_store push constants");
+
+/* Stores new tokens' K and V into one layer's cache, as engine/forward.c's
+ * kv_store: kc[k_off + pos * kvdim + i] = k[t, i] (rows) and
+ * vc[v_off + i * n_ctx + pos] = v[t, i] (V transposed) with pos =
+ * pos[pos_off + t]. k, v: (n_tok, kvdim) F32 from float 0; pos: int32,
+ * distinct, in 0..n_ctx-1 (others are skipped); cache elements F32 or F16
+ * (kv type `f16`; rounded as f32_to_fp16, bit for bit), k_off and v_off
+ * counting elements. Fails with SLUICE_ERR_ARG when a buffer is too
+ * small. */
+sluice_status vk_op_kv_store(vk_device *d, bool f16, vk_buffer *k, vk_buffer *v, vk_buffer *pos, uint64_t pos_off,
+                             uint32_t kvdim, uint32_t n_tok, vk_buffer *kc, uint64_t k_off, vk_buffer *vc,
+                             uint64_t v_off, uint32_t n_ctx, sluice_error *err);
 #endif

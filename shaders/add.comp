@@ -1,0 +1,26 @@
+// add.comp — residual add, in place (engine/forward.c's x += xb):
+//   x[x_off + i] += y[y_off + i]   for i < n
+// x, y: F32. One invocation per element (no reductions: the result does
+// not depend on scheduling); workgroups of BLOCK (specialization constant
+// 0), dispatches split over elements from i0.
+// Mirror of the push constants: vk_push_eltwise in backend/vulkan/ops.h.
+#version 450
+
+layout(constant_id = 0) const uint BLOCK = 128;
+layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
+
+layout(binding = 0) buffer X { float x[]; };
+layout(binding = 1) readonly buffer Y { float y[]; };
+
+layout(push_constant) uniform P {
+    uint n;
+    uint x_off;  // floats of x
+    uint y_off;  // floats of y
+    uint i0;     // first element of this dispatch
+} p;
+
+void main() {
+    const uint i = p.i0 + gl_GlobalInvocationID.x;
+    if (i >= p.n) return;
+    x[p.x_off + i] += y[p.y_off + i];
+}

@@ -936,4 +936,215 @@ Test(vulkan, kv_store_f16_rounding) {
 
 Test(vulkan, kv_store_f32) { check_kv_store(false); }
 Test(vulkan, kv_store_f16) { check_kv_store(true); }
+
+/* ---- attention ---- */
+
+/* Cache element i of an F16 or F32 cache, as the shader reads it. */
+static double cache_at(bool f16, const uint8_t *c, size_t i) {
+    if (f16) {
+        uint16_t h;
+        memcpy(&h, c + 2 * i, 2);
+        return fp16_to_f32(h);
+    }
+    float f;
+    memcpy(&f, c + 4 * i, 4);
+    return f;
+}
+
+/* Double-precision reference of engine/forward.c's attn_task, reading the
+ * same cache bytes the op reads (kc, vc: the layer's caches). */
+static void attention_ref(bool f16, const float *q, const uint8_t *kc, const uint8_t *vc, float *o, uint32_t hd,
+                          uint32_t n_head, uint32_t n_head_kv, uint32_t n_tok, uint32_t pos0, uint32_t n_ctx) {
+    size_t kvdim = (size_t)n_head_kv * hd;
+    double *s = malloc((pos0 + n_tok) * sizeof(double)), scale = 1.0 / sqrt((double)hd);
+    cr_assert(s);
+    for (uint32_t t = 0; t < n_tok; t++)
+        for (uint32_t h = 0; h < n_head; h++) {
+            uint32_t hk = h / (n_head / n_head_kv), n_kv = pos0 + t + 1;
+            const float *qr = q + ((size_t)t * n_head + h) * hd;
+            double mx = -INFINITY, sum = 0;
+            for (uint32_t p = 0; p < n_kv; p++) {
+                double dot = 0;
+                for (uint32_t i = 0; i < hd; i++) dot += qr[i] * cache_at(f16, kc, p * kvdim + hk * hd + i);
+                s[p] = dot * scale;
+                if (s[p] > mx) mx = s[p];
+            }
+            for (uint32_t p = 0; p < n_kv; p++) sum += s[p] = exp(s[p] - mx);
+            for (uint32_t i = 0; i < hd; i++) {
+                double a = 0;
+                for (uint32_t p = 0; p < n_kv; p++) a += s[p] * cache_at(f16, vc, (hk * hd + i) * (size_t)n_ctx + p);
+                o[((size_t)t * n_head + h) * hd + i] = (float)(a / sum);
+            }
+        }
+    free(s);
+}
+
+/* NMSE limits against the double reference reading the same cache bytes:
+ * the shader differs only by float rounding (dots over head_dim, exp, sums
+ * over up to 164 positions), so both cache types are alike. The largest
+ * term is a score's float rounding (relative 1e-7 of scores up to ~10)
+ * that exp turns into a relative error of the weight. Measured on lavapipe,
+ * both reduction paths, all shapes below: F32 <= 2.1e-12, F16 <= 2.2e-12
+ * (0 for one position; printed with SLUICE_VK_TEST_VERBOSE). Limits: about
+ * two decades above. */
+#define ATTENTION_NMSE_F32 1e-10
+#define ATTENTION_NMSE_F16 1e-10
+
+/* One shape on d: runs twice, checks NMSE and bit-identical reruns.
+ * Returns the NMSE. */
+static double attention_case(vk_device *d, bool f16, uint32_t hd, uint32_t n_head, uint32_t n_head_kv, uint32_t n_tok,
+                             uint32_t pos0, tu_rng *rng) {
+    sluice_error err = {0};
+    const char *path = vk_device_caps(d).subgroups ? "subgroup" : "shared-memory";
+    const uint32_t n_ctx = pos0 + n_tok + 3; /* never-stored positions past the end */
+    const uint32_t k_off = 5, v_off = 3;     /* odd: F16 halves */
+    size_t elem = f16 ? 2 : 4, kvdim = (size_t)n_head_kv * hd, cache = (size_t)n_ctx * kvdim;
+    size_t kc_bytes = ((k_off + cache) * elem + 3) / 4 * 4, vc_bytes = ((v_off + cache) * elem + 3) / 4 * 4;
+    size_t nq = (size_t)n_tok * n_head * hd;
+    uint8_t *kc = malloc(kc_bytes), *vc = malloc(vc_bytes);
+    float *q = malloc(nq * sizeof(float)), *ref = malloc(nq * sizeof(float)), *got = malloc(nq * sizeof(float)),
+          *again = malloc(nq * sizeof(float));
+    cr_assert(kc && vc && q && ref && got && again);
+    /* all ones bits: NaN in F32 and F16, so a read past pos0 + t shows */
+    memset(kc, 0xff, kc_bytes), memset(vc, 0xff, vc_bytes);
+    uint8_t *kl = kc + k_off * elem, *vl = vc + v_off * elem;
+    for (uint32_t p = 0; p < pos0 + n_tok; p++)
+        for (size_t i = 0; i < kvdim; i++) {
+            /* heads of different scale so softmaxes range from flat to peaked */
+            float kx = (1.0f + (float)(i / hd)) * tu_rand_normal(rng), vx = tu_rand_normal(rng);
+            size_t ki = p * kvdim + i, vi = i * n_ctx + p;
+            if (f16) {
+                uint16_t kh = f32_to_fp16(kx), vh = f32_to_fp16(vx);
+                memcpy(kl + 2 * ki, &kh, 2), memcpy(vl + 2 * vi, &vh, 2);
+            } else {
+                memcpy(kl + 4 * ki, &kx, 4), memcpy(vl + 4 * vi, &vx, 4);
+            }
+        }
+    for (size_t i = 0; i < nq; i++) q[i] = 1.5f * tu_rand_normal(rng);
+    attention_ref(f16, q, kl, vl, ref, hd, n_head, n_head_kv, n_tok, pos0, n_ctx);
+
+    vk_buffer *bq = upload(d, q, nq), *bkc = upload_bytes(d, kc, kc_bytes), *bvc = upload_bytes(d, vc, vc_bytes);
+    vk_buffer *bo = scratch(d, nq * sizeof(float));
+    for (int run = 0; run < 2; run++) {
+        cr_assert_eq(vk_step_begin(d, &err), SLUICE_OK, "%s", err.msg);
+        cr_assert_eq(vk_op_attention(d, f16, bq, bkc, k_off, bvc, v_off, bo, hd, n_head, n_head_kv, n_tok, pos0, n_ctx,
+                                     &err),
+                     SLUICE_OK, "%s", err.msg);
+        cr_assert_eq(vk_step_submit(d, &err), SLUICE_OK, "%s", err.msg);
+        read_back(d, bo, run ? again : got, nq * sizeof(float));
+    }
+    double e = tu_nmse(got, ref, nq);
+    if (verbose())
+        fprintf(stderr, "attention %s hd %3u heads %u/%u tok %2u pos0 %3u (%s): NMSE %.3g\n", f16 ? "F16" : "F32", hd,
+                n_head, n_head_kv, n_tok, pos0, path, e);
+    cr_assert_lt(e, f16 ? ATTENTION_NMSE_F16 : ATTENTION_NMSE_F32,
+                 "attention %s hd %u heads %u/%u tok %u pos0 %u (%s): NMSE %g", f16 ? "F16" : "F32", hd, n_head,
+                 n_head_kv, n_tok, pos0, path, e);
+    cr_assert_eq(memcmp(got, again, nq * sizeof(float)), 0, "attention %s hd %u tok %u pos0 %u (%s): two runs differ",
+                 f16 ? "F16" : "F32", hd, n_tok, pos0, path);
+    vk_buffer_destroy(d, bq), vk_buffer_destroy(d, bkc), vk_buffer_destroy(d, bvc), vk_buffer_destroy(d, bo);
+    free(kc), free(vc), free(q), free(ref), free(got), free(again);
+    return e;
+}
+
+/* Every shape on the device's own reduction path and on the shared-memory
+ * one (SLUICE_VK_DISABLE_SUBGROUPS=1), from the same data. */
+static void check_attention(bool f16) {
+    static const uint32_t toks[] = {1, 2, 7, 64}, hds[] = {8, 64, 128}, pos0s[] = {0, 100};
+    static const uint32_t heads[][2] = {{4, 2}, {8, 8}, {9, 3}};
+    vk_device *d = open_device(), *d_shared = NULL;
+    sluice_error err = {0};
+    uint32_t index = 0; /* the device open_device picked */
+    while (strcmp(vk_instance_device(g_inst, index)->name, vk_device_info_of(d)->name) != 0) index++;
+    setenv("SLUICE_VK_DISABLE_SUBGROUPS", "1", 1);
+    sluice_status st = vk_device_create(g_inst, index, &d_shared, &err);
+    unsetenv("SLUICE_VK_DISABLE_SUBGROUPS");
+    cr_assert_eq(st, SLUICE_OK, "%s", err.msg);
+    cr_assert(!vk_device_caps(d_shared).subgroups);
+    double worst = 0;
+    for (size_t a = 0; a < N_OF(hds); a++)
+        for (size_t b = 0; b < N_OF(heads); b++)
+            for (size_t c = 0; c < N_OF(toks); c++)
+                for (size_t e = 0; e < N_OF(pos0s); e++) {
+                    tu_rng rng = {0x5eed0700u + (f16 ? 0x100u : 0u) + a * 64 + b * 16 + c * 2 + e};
+                    tu_rng rng2 = rng;
+                    double x = attention_case(d, f16, hds[a], heads[b][0], heads[b][1], toks[c], pos0s[e], &rng);
+                    double y = attention_case(d_shared, f16, hds[a], heads[b][0], heads[b][1], toks[c], pos0s[e], &rng2);
+                    worst = fmax(worst, fmax(x, y));
+                }
+    if (verbose()) fprintf(stderr, "attention %s: worst NMSE %.3g\n", f16 ? "F16" : "F32", worst);
+    vk_device_destroy(d_shared);
+    close_all(d);
+}
+
+Test(vulkan, attention_f32) { check_attention(false); }
+Test(vulkan, attention_f16) { check_attention(true); }
+
+/* kv_store then attention in one step (a barrier between), as a layer
+ * runs them: the two ops agree on the cache layout. Tokens 7..12 after 7
+ * cached ones (positions from pos[], as the engine passes them). */
+static void check_store_then_attend(bool f16) {
+    vk_device *d = open_device();
+    sluice_error err = {0};
+    enum { HD = 64, NH = 4, NKV = 2, KVDIM = NKV * HD, PRE = 7, NT = 6, NCTX = 16 };
+    size_t elem = f16 ? 2 : 4, cache_bytes = ((size_t)NCTX * KVDIM * elem + 3) / 4 * 4;
+    tu_rng rng = {f16 ? 0x5eed0801u : 0x5eed0800u};
+    float *k = malloc((PRE + NT) * KVDIM * sizeof(float)), *v = malloc((PRE + NT) * KVDIM * sizeof(float));
+    float *q = malloc(NT * NH * HD * sizeof(float)), *ref = malloc(NT * NH * HD * sizeof(float));
+    float *got = malloc(NT * NH * HD * sizeof(float));
+    uint8_t *kc = calloc(cache_bytes, 1), *vc = calloc(cache_bytes, 1);
+    int32_t pos[PRE + NT];
+    cr_assert(k && v && q && ref && got && kc && vc);
+    for (size_t i = 0; i < (PRE + NT) * KVDIM; i++) k[i] = tu_rand_normal(&rng), v[i] = tu_rand_normal(&rng);
+    for (size_t i = 0; i < NT * NH * HD; i++) q[i] = tu_rand_normal(&rng);
+    for (int32_t t = 0; t < PRE + NT; t++) pos[t] = t;
+    kv_store_ref(f16, k, v, pos, KVDIM, PRE + NT, kc, vc, NCTX);
+    attention_ref(f16, q, kc, vc, ref, HD, NH, NKV, NT, PRE, NCTX);
+    /* the device cache holds the first PRE tokens; the step stores the rest */
+    uint8_t *kc0 = calloc(cache_bytes, 1), *vc0 = calloc(cache_bytes, 1);
+    cr_assert(kc0 && vc0);
+    kv_store_ref(f16, k, v, pos, KVDIM, PRE, kc0, vc0, NCTX);
+    vk_buffer *bk = upload(d, k + PRE * KVDIM, NT * KVDIM), *bv = upload(d, v + PRE * KVDIM, NT * KVDIM);
+    vk_buffer *bp = upload_bytes(d, pos, sizeof pos), *bq = upload(d, q, NT * NH * HD);
+    vk_buffer *bkc = upload_bytes(d, kc0, cache_bytes), *bvc = upload_bytes(d, vc0, cache_bytes);
+    vk_buffer *bo = scratch(d, NT * NH * HD * sizeof(float));
+    cr_assert_eq(vk_step_begin(d, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(vk_op_kv_store(d, f16, bk, bv, bp, PRE, KVDIM, NT, bkc, 0, bvc, 0, NCTX, &err), SLUICE_OK, "%s",
+                 err.msg);
+    vk_step_barrier(d);
+    cr_assert_eq(vk_op_attention(d, f16, bq, bkc, 0, bvc, 0, bo, HD, NH, NKV, NT, PRE, NCTX, &err), SLUICE_OK, "%s",
+                 err.msg);
+    cr_assert_eq(vk_step_submit(d, &err), SLUICE_OK, "%s", err.msg);
+    read_back(d, bo, got, NT * NH * HD * sizeof(float));
+    double e = tu_nmse(got, ref, NT * NH * HD);
+    if (verbose()) fprintf(stderr, "kv_store + attention %s: NMSE %.3g\n", f16 ? "F16" : "F32", e);
+    cr_assert_lt(e, f16 ? ATTENTION_NMSE_F16 : ATTENTION_NMSE_F32, "kv_store + attention %s: NMSE %g",
+                 f16 ? "F16" : "F32", e);
+    vk_buffer_destroy(d, bk), vk_buffer_destroy(d, bv), vk_buffer_destroy(d, bp), vk_buffer_destroy(d, bq);
+    vk_buffer_destroy(d, bkc), vk_buffer_destroy(d, bvc), vk_buffer_destroy(d, bo);
+    free(k), free(v), free(q), free(ref), free(got), free(kc), free(vc), free(kc0), free(vc0);
+    close_all(d);
+}
+
+Test(vulkan, attention_after_kv_store) {
+    check_store_then_attend(false);
+    check_store_then_attend(true);
+}
+
+/* Arguments the op must refuse without recording anything. */
+Test(vulkan, attention_bad_args) {
+    vk_device *d = open_device();
+    sluice_error err = {0};
+    vk_buffer *b = scratch(d, 4096);
+    cr_assert_eq(vk_step_begin(d, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(vk_op_attention(d, false, b, b, 0, b, 0, b, 0, 1, 1, 1, 0, 4, &err), SLUICE_ERR_ARG, "head_dim 0");
+    cr_assert_eq(vk_op_attention(d, false, b, b, 0, b, 0, b, 512, 1, 1, 1, 0, 1, &err), SLUICE_ERR_ARG, "head_dim 512");
+    cr_assert_eq(vk_op_attention(d, false, b, b, 0, b, 0, b, 8, 4, 3, 1, 0, 4, &err), SLUICE_ERR_ARG, "4 / 3 heads");
+    cr_assert_eq(vk_op_attention(d, false, b, b, 0, b, 0, b, 8, 2, 1, 2, 3, 4, &err), SLUICE_ERR_ARG, "past n_ctx");
+    cr_assert_eq(vk_op_attention(d, true, b, b, 0, b, 0, b, 8, 2, 1, 1, 0, 300, &err), SLUICE_ERR_ARG, "cache too big");
+    cr_assert_eq(vk_op_attention(d, false, b, b, 0, b, 0, b, 64, 8, 8, 4, 0, 4, &err), SLUICE_ERR_ARG, "q too big");
+    cr_assert_eq(vk_step_submit(d, &err), SLUICE_OK, "%s", err.msg);
+    vk_buffer_destroy(d, b);
+    close_all(d);
+}
 #endif

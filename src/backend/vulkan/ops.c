@@ -279,3 +279,53 @@ sluice_status vk_op_kv_store(vk_device *d, bool f16, vk_buffer *k, vk_buffer *v,
     }
     return SLUICE_OK;
 }
+
+/* ---- attention ---- */
+
+#define ATTENTION_BLOCK 64   /* power of two: positions per tile, invocations per workgroup */
+#define ATTENTION_HD_MAX 256 /* shaders/attention.comp's HD_MAX */
+
+sluice_status vk_op_attention(vk_device *d, bool f16, vk_buffer *q, vk_buffer *kc, uint64_t k_off, vk_buffer *vc,
+                              uint64_t v_off, vk_buffer *o, uint32_t head_dim, uint32_t n_head, uint32_t n_head_kv,
+                              uint32_t n_tok, uint32_t pos0, uint32_t n_ctx, sluice_error *err) {
+    if (!head_dim || head_dim > ATTENTION_HD_MAX || !n_head_kv || n_head % n_head_kv)
+        return sluice_fail(err, SLUICE_ERR_ARG, "attention: head_dim %u (1..%u) or heads %u / %u (a multiple) not supported",
+                           head_dim, ATTENTION_HD_MAX, n_head, n_head_kv);
+    if (!n_tok || !n_head) return SLUICE_OK;
+    if ((uint64_t)pos0 + n_tok > n_ctx)
+        return sluice_fail(err, SLUICE_ERR_ARG, "attention: positions %u..%u outside a %u-position cache", pos0,
+                           pos0 + n_tok - 1, n_ctx);
+    uint64_t elem = f16 ? 2 : 4, cache = (uint64_t)n_ctx * n_head_kv * head_dim;
+    uint64_t qo = (uint64_t)n_tok * n_head * head_dim * sizeof(float);
+    /* F16 words are read whole: round the end up to a word */
+    uint64_t k_end = ((k_off + cache) * elem + 3) / 4 * 4, v_end = ((v_off + cache) * elem + 3) / 4 * 4;
+    if (qo > q->size || qo > o->size || k_end > kc->size || v_end > vc->size || k_off + cache > UINT32_MAX ||
+        v_off + cache > UINT32_MAX || qo / sizeof(float) > UINT32_MAX)
+        return sluice_fail(err, SLUICE_ERR_ARG, "attention: %u tokens x %u heads x %u or a %u-position cache do not fit their buffers",
+                           n_tok, n_head, head_dim, n_ctx);
+    if (n_head > d->info.max_wg_count[0])
+        return sluice_fail(err, SLUICE_ERR_ARG, "attention: %u heads too many for one dispatch", n_head);
+    const uint32_t spec[] = {ATTENTION_BLOCK};
+    vk_shader_id id = f16 ? (d->caps.subgroups ? VK_SHADER_ATTENTION_F16_SUBGROUP : VK_SHADER_ATTENTION_F16)
+                          : (d->caps.subgroups ? VK_SHADER_ATTENTION_F32_SUBGROUP : VK_SHADER_ATTENTION_F32);
+    vk_pipeline *p = vk_pipeline_get(d, id, 4, sizeof(vk_push_attention), spec, 1, err);
+    if (!p) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
+    vk_buffer *bufs[] = {q, kc, vc, o};
+    uint32_t max_y = d->info.max_wg_count[1];
+    for (uint32_t tok0 = 0; tok0 < n_tok; tok0 += max_y) {
+        uint32_t n = n_tok - tok0 < max_y ? n_tok - tok0 : max_y;
+        vk_push_attention pc = {.head_dim = head_dim,
+                                .n_head = n_head,
+                                .n_head_kv = n_head_kv,
+                                .n_tok = n_tok,
+                                .pos0 = pos0,
+                                .n_ctx = n_ctx,
+                                .k_off = (uint32_t)k_off,
+                                .v_off = (uint32_t)v_off,
+                                .tok0 = tok0,
+                                .scale = 1.0f / sqrtf((float)head_dim)};
+        sluice_status st = vk_record_dispatch(d, p, bufs, &pc, n_head, n, 1, err);
+        if (st != SLUICE_OK) return st;
+    }
+    return SLUICE_OK;
+}

@@ -168,4 +168,37 @@ _Static_assert(sizeof(vk_push_kv_store) == 32, "kv_store push constants");
 sluice_status vk_op_kv_store(vk_device *d, bool f16, vk_buffer *k, vk_buffer *v, vk_buffer *pos, uint64_t pos_off,
                              uint32_t kvdim, uint32_t n_tok, vk_buffer *kc, uint64_t k_off, vk_buffer *vc,
                              uint64_t v_off, uint32_t n_ctx, sluice_error *err);
+
+/* Push constants of shaders/attention.comp; keep the two in step. */
+typedef struct vk_push_attention {
+    uint32_t head_dim;
+    uint32_t n_head;
+    uint32_t n_head_kv;
+    uint32_t n_tok;
+    uint32_t pos0;
+    uint32_t n_ctx;
+    uint32_t k_off; /* cache elements */
+    uint32_t v_off; /* cache elements */
+    uint32_t tok0;  /* first token of this dispatch */
+    float scale;
+    uint32_t pad[2];
+} vk_push_attention;
+_Static_assert(sizeof(vk_push_attention) == 48, "attention push constants");
+
+/* Causal softmax attention with grouped-query heads over one layer's KV
+ * cache, as engine/forward.c's attn_task: token t (at position pos0 + t)
+ * and head h attend to positions 0..pos0 + t with K/V head
+ * h / (n_head / n_head_kv), scores scaled by 1 / sqrt(head_dim).
+ * q, o: (n_tok, n_head * head_dim) F32 from float 0; o must not overlap q.
+ * Caches as vk_op_kv_store writes them (F32 or, with f16, binary16; K rows
+ * [pos][n_head_kv * head_dim] from element k_off of kc, V transposed
+ * [n_head_kv * head_dim][n_ctx] from element v_off of vc); positions up to
+ * pos0 + n_tok - 1 must have been stored. Online (flash-style) softmax, one
+ * workgroup per (token, head), subgroup reductions where the caps allow
+ * else shared memory, fixed summation order (bit-identical reruns). Fails
+ * with SLUICE_ERR_ARG for head_dim 0 or above 256, n_head not a multiple
+ * of n_head_kv, pos0 + n_tok > n_ctx, or buffers too small. */
+sluice_status vk_op_attention(vk_device *d, bool f16, vk_buffer *q, vk_buffer *kc, uint64_t k_off, vk_buffer *vc,
+                              uint64_t v_off, vk_buffer *o, uint32_t head_dim, uint32_t n_head, uint32_t n_head_kv,
+                              uint32_t n_tok, uint32_t pos0, uint32_t n_ctx, sluice_error *err);
 #endif

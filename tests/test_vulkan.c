@@ -6,6 +6,7 @@
  * they skip with the reason. SLUICE_VK_TEST_DEVICE picks the device (a
  * --device spec); by default the auto rule, else the first usable device
  * of any type (lavapipe in CI). */
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -22,6 +23,10 @@ Test(vulkan, not_built) { cr_skip("sluice was built without the Vulkan backend (
 #include "backend/vulkan/shaders_registry.h"
 #include "core/fp16.h"
 #include "model/quant.h"
+#include "engine/forward_vk.h"
+#include "model/model_gen.h"
+#include "model/requant.h"
+#include "text/sampler.h"
 
 /* ---- no device needed ---- */
 
@@ -1146,5 +1151,245 @@ Test(vulkan, attention_bad_args) {
     cr_assert_eq(vk_step_submit(d, &err), SLUICE_OK, "%s", err.msg);
     vk_buffer_destroy(d, b);
     close_all(d);
+}
+
+/* ---- the whole forward pass (engine/forward_vk.h) ---- */
+
+/* A --device spec ("N") for the device open_device would pick. */
+static const char *vkf_device_spec(void) {
+    static char buf[16];
+    vk_instance *inst = open_instance();
+    uint32_t n = vk_instance_device_count(inst);
+    const vk_device_info *devs = vk_instance_device(inst, 0);
+    sluice_error err = {0};
+    int pick = -1;
+    cr_assert_eq(vk_select_device(devs, n, getenv("SLUICE_VK_TEST_DEVICE"), &pick, &err), SLUICE_OK, "%s", err.msg);
+    for (uint32_t i = 0; i < n && pick < 0; i++)
+        if (devs[i].usable) pick = (int)i;
+    if (pick < 0) cr_skip("no Vulkan 1.2 device");
+    snprintf(buf, sizeof buf, "%d", pick);
+    return buf;
+}
+
+static vkf_ctx *vkf_open(const model *m, uint32_t n_ctx, kv_type kv) {
+    vkf_params p = {.inst = open_instance(), .device = vkf_device_spec(), .n_ctx = n_ctx, .kv = kv};
+    sluice_error err = {0};
+    vkf_ctx *c = NULL;
+    cr_assert_eq(vkf_create(&c, m, &p, &err), SLUICE_OK, "%s", err.msg);
+    return c;
+}
+
+/* stories260K greedy: the Vulkan pass gives llama2.c's golden ids for the
+ * "Once upon a time" case (64 steps), and the CPU engine, run alongside
+ * with the same KV type, gives the same ids. F32 KV is the acceptance
+ * case; F16 KV (stored bit for bit as the CPU rounds it) matches too. */
+static void stories_greedy(kv_type kv) {
+    /* tu_model_file returns a static buffer: one path at a time */
+    const char *gp = tu_model_file("stories260K.greedy.json");
+    char *txt = gp ? tu_read_file(gp, NULL) : NULL;
+    const char *mp = tu_model_file("stories260K.gguf");
+    if (!mp || !txt) cr_skip("stories260K.gguf / stories260K.greedy.json not found: set SLUICE_MODELS");
+    char *mpath = strdup(mp);
+    cJSON *j = cJSON_Parse(txt);
+    free(txt);
+    cr_assert_not_null(j);
+    cJSON *cs = NULL, *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(j, "cases"))
+        if (!strcmp(cJSON_GetObjectItem(it, "prompt")->valuestring, "Once upon a time")) cs = it;
+    cr_assert_not_null(cs, "no 'Once upon a time' case in the golden file");
+    int steps = cJSON_GetObjectItem(cs, "steps")->valueint;
+    cJSON *want_prompt = cJSON_GetObjectItem(cs, "prompt_token_ids"), *want = cJSON_GetObjectItem(cs, "token_ids");
+    uint32_t n = (uint32_t)cJSON_GetArraySize(want_prompt);
+    int32_t ids[64];
+    cr_assert_leq(n, 64);
+    for (uint32_t i = 0; i < n; i++) ids[i] = cJSON_GetArrayItem(want_prompt, (int)i)->valueint;
+
+    model *m = NULL;
+    sluice_error err = {0};
+    cr_assert_eq(model_load(&m, mpath, &err), SLUICE_OK, "%s", err.msg);
+    vkf_ctx *g = vkf_open(m, 512, kv);
+    fwd_ctx *c = NULL;
+    fwd_params fp = {.n_ctx = 512, .kv = kv, .n_threads = 2};
+    cr_assert_eq(fwd_create(&c, m, &fp, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(vkf_eval(g, ids, n, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(fwd_eval(c, ids, n, false, &err), SLUICE_OK, "%s", err.msg);
+    int n_gen = steps - (int)(n - 1);
+    double worst = 0;
+    for (int s = 0; s < n_gen; s++) {
+        const float *lg = vkf_last_logits(g), *lc = fwd_last_logits(c);
+        double e = tu_nmse(lg, lc, m->hp.n_vocab);
+        worst = e > worst ? e : worst;
+        int32_t next = sampler_argmax(lg, (int32_t)m->hp.n_vocab);
+        int32_t cpu = sampler_argmax(lc, (int32_t)m->hp.n_vocab);
+        int want_id = cJSON_GetArrayItem(want, (int)(n - 1) + s)->valueint;
+        cr_assert_eq(next, want_id, "%s KV step %d: Vulkan %d, golden %d (CPU %d)", kv == KV_F16 ? "F16" : "F32", s,
+                     next, want_id, cpu);
+        cr_assert_eq(cpu, want_id, "step %d: CPU %d, golden %d", s, cpu, want_id);
+        if (s + 1 < n_gen) {
+            cr_assert_eq(vkf_eval(g, &next, 1, &err), SLUICE_OK, "%s", err.msg);
+            cr_assert_eq(fwd_eval(c, &next, 1, false, &err), SLUICE_OK, "%s", err.msg);
+        }
+    }
+    if (verbose())
+        printf("stories260K %s KV: %d greedy steps equal golden; worst logits NMSE vs CPU %.3g\n",
+               kv == KV_F16 ? "F16" : "F32", n_gen, worst);
+    cr_assert_eq(vkf_n_past(g), n + (uint32_t)n_gen - 1);
+    fwd_free(c);
+    vkf_free(g);
+    model_free(m);
+    cJSON_Delete(j);
+    free(mpath);
+    close_all(NULL);
+}
+
+Test(vulkan, forward_stories260k_greedy_f32_kv, .timeout = 600) { stories_greedy(KV_F32); }
+Test(vulkan, forward_stories260k_greedy_f16_kv, .timeout = 600) { stories_greedy(KV_F16); }
+
+/* Logits NMSE, Vulkan vs the CPU engine, on synthetic 2-layer GQA models
+ * (llama F32 and Q8_0; qwen2 and qwen3 F32) over 16 tokens (one at a time), F32 KV. Limits:
+ * - F32 weights, and Q8_0 on Vulkan vs the CPU on the F32 file holding
+ *   exactly the dequantized Q8_0 weights: the same float products summed
+ *   in other orders (CPU SIMD lanes, Vulkan workgroup trees); measured
+ *   ~3e-13 on lavapipe for both, limit 1e-9.
+ * - Q8_0 on both: the CPU engine also quantizes the activations to Q8_0
+ *   for its integer dots while the shader uses float activations;
+ *   measured 3.4e-4 (test_forward sees ~4e-4 for the same effect), limit
+ *   2e-3 as there. */
+#define VKF_NMSE_F32 1e-9
+#define VKF_NMSE_Q8_0 2e-3
+enum { VKF_TOK = 16 };
+
+/* Logits of vk_path's model on Vulkan vs cpu_path's (same shapes) on the
+ * CPU; the Vulkan logits of all tokens go to out when it is not NULL. */
+static double vkf_vs_cpu(const char *vk_path, const char *cpu_path, const char *note, float *out) {
+    model *m = NULL, *mc = NULL;
+    sluice_error err = {0};
+    cr_assert_eq(model_load(&m, vk_path, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(model_load(&mc, cpu_path, &err), SLUICE_OK, "%s", err.msg);
+    uint32_t V = m->hp.n_vocab;
+    int32_t tok[VKF_TOK];
+    tu_rng r = {21};
+    for (int i = 0; i < VKF_TOK; i++) tok[i] = (int32_t)(tu_rand_u32(&r) % V);
+    vkf_ctx *g = vkf_open(m, 64, KV_F32);
+    fwd_ctx *c = NULL;
+    fwd_params fp = {.n_ctx = 64, .kv = KV_F32, .n_threads = 2};
+    cr_assert_eq(fwd_create(&c, mc, &fp, &err), SLUICE_OK, "%s", err.msg);
+    float *a = malloc(sizeof(float) * VKF_TOK * V), *b = malloc(sizeof(float) * VKF_TOK * V);
+    for (int t = 0; t < VKF_TOK; t++) {
+        cr_assert_eq(vkf_eval(g, &tok[t], 1, &err), SLUICE_OK, "%s", err.msg);
+        cr_assert_eq(fwd_eval(c, &tok[t], 1, false, &err), SLUICE_OK, "%s", err.msg);
+        memcpy(a + (size_t)t * V, vkf_last_logits(g), sizeof(float) * V);
+        memcpy(b + (size_t)t * V, fwd_last_logits(c), sizeof(float) * V);
+    }
+    double e = tu_nmse(a, b, (size_t)VKF_TOK * V);
+    if (out) memcpy(out, a, sizeof(float) * VKF_TOK * V);
+    if (verbose()) printf("forward %s: logits NMSE Vulkan vs CPU over %d tokens %.3g\n", note, VKF_TOK, e);
+    free(a);
+    free(b);
+    fwd_free(c);
+    vkf_free(g);
+    model_free(m);
+    model_free(mc);
+    return e;
+}
+
+static model_gen_spec vkf_spec(void) {
+    return (model_gen_spec){.arch = "llama", .n_vocab = 320, .n_embd = 256, .n_layer = 2, .n_head = 4,
+                            .n_head_kv = 2, .n_ff = 512, .n_ctx = 256, .wtype = QT_F32, .seed = 31};
+}
+
+Test(vulkan, forward_synthetic_vs_cpu, .timeout = 600) {
+    vkf_device_spec(); /* skip early without a device */
+    model_gen_spec s = vkf_spec();
+    char *f32 = strdup(tu_tmp_path("vkf-f32")), *q8 = strdup(tu_tmp_path("vkf-q8_0")), *dq = strdup(tu_tmp_path("vkf-dq"));
+    sluice_error err = {0};
+    cr_assert_eq(model_gen_write(&s, f32, &err), SLUICE_OK, "%s", err.msg);
+    requant_opts o = {.type = "Q8_0", .pure = true};
+    cr_assert_eq(requant_file(f32, q8, &o, NULL, NULL, &err), SLUICE_OK, "%s", err.msg);
+    requant_opts back = {.type = "F32", .pure = true};
+    cr_assert_eq(requant_file(q8, dq, &back, NULL, NULL, &err), SLUICE_OK, "%s", err.msg);
+    double e32 = vkf_vs_cpu(f32, f32, "llama F32", NULL);
+    cr_assert_leq(e32, VKF_NMSE_F32, "F32: NMSE %g", e32);
+    double edq = vkf_vs_cpu(q8, dq, "llama Q8_0 vs CPU on its dequantized F32", NULL);
+    cr_assert_leq(edq, VKF_NMSE_F32, "Q8_0 vs dequantized: NMSE %g", edq);
+    double e8 = vkf_vs_cpu(q8, q8, "llama Q8_0", NULL);
+    cr_assert_leq(e8, VKF_NMSE_Q8_0, "Q8_0: NMSE %g", e8);
+    /* qwen2 (Q/K/V biases through add) and qwen3 (per-head Q/K norm, neox
+     * rope, tied output), F32 */
+    const char *archs[] = {"qwen2", "qwen3"};
+    for (int i = 0; i < 2; i++) {
+        model_gen_spec sa = vkf_spec();
+        sa.arch = archs[i];
+        sa.tied = i == 1;
+        sa.seed = 40 + (uint64_t)i;
+        char *pa = strdup(tu_tmp_path(archs[i]));
+        cr_assert_eq(model_gen_write(&sa, pa, &err), SLUICE_OK, "%s", err.msg);
+        double ea = vkf_vs_cpu(pa, pa, archs[i], NULL);
+        cr_assert_leq(ea, VKF_NMSE_F32, "%s F32: NMSE %g", archs[i], ea);
+        remove(pa);
+        free(pa);
+    }
+    remove(f32);
+    remove(q8);
+    remove(dq);
+    free(f32);
+    free(q8);
+    free(dq);
+    close_all(NULL);
+}
+
+/* The same tokens twice through fresh contexts: bit-identical logits. */
+Test(vulkan, forward_runs_bit_identical, .timeout = 600) {
+    vkf_device_spec();
+    model_gen_spec s = vkf_spec();
+    s.seed = 32;
+    char *path = strdup(tu_tmp_path("vkf-det"));
+    sluice_error err = {0};
+    cr_assert_eq(model_gen_write(&s, path, &err), SLUICE_OK, "%s", err.msg);
+    size_t n = (size_t)VKF_TOK * s.n_vocab;
+    float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float));
+    vkf_vs_cpu(path, path, "llama F32 run 1", a);
+    vkf_vs_cpu(path, path, "llama F32 run 2", b);
+    cr_assert(!memcmp(a, b, n * sizeof(float)), "two runs gave different logits");
+    free(a);
+    free(b);
+    remove(path);
+    free(path);
+    close_all(NULL);
+}
+
+/* Refusals: a context whose KV cache cannot fit (before any upload), bad
+ * token ids and a full context, each with a message and the cache kept. */
+Test(vulkan, forward_refusals, .timeout = 600) {
+    vkf_device_spec();
+    model_gen_spec s = vkf_spec();
+    s.seed = 33;
+    char *path = strdup(tu_tmp_path("vkf-refuse"));
+    sluice_error err = {0};
+    cr_assert_eq(model_gen_write(&s, path, &err), SLUICE_OK, "%s", err.msg);
+    model *m = NULL;
+    cr_assert_eq(model_load(&m, path, &err), SLUICE_OK, "%s", err.msg);
+    vkf_params p = {.inst = open_instance(), .device = vkf_device_spec(), .n_ctx = 1u << 24, .kv = KV_F32};
+    vkf_ctx *c = NULL;
+    sluice_status st = vkf_create(&c, m, &p, &err);
+    cr_assert(st == SLUICE_ERR_RANGE || st == SLUICE_ERR_NOMEM, "a 2^24-token F32 cache: status %d", (int)st);
+    cr_assert_null(c);
+    cr_assert(strstr(err.msg, "bytes"), "%s", err.msg);
+    if (verbose()) printf("refused: %s\n", err.msg);
+    c = vkf_open(m, 4, KV_F16);
+    int32_t bad = (int32_t)s.n_vocab, ok[5] = {1, 2, 3, 4, 5};
+    cr_assert_eq(vkf_eval(c, &bad, 1, &err), SLUICE_ERR_ARG);
+    cr_assert_eq(vkf_eval(c, ok, 5, &err), SLUICE_ERR_RANGE);
+    cr_assert_eq(vkf_n_past(c), 0);
+    cr_assert_eq(vkf_eval(c, ok, 4, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(vkf_n_past(c), 4);
+    cr_assert_eq(vkf_eval(c, ok, 1, &err), SLUICE_ERR_RANGE);
+    vkf_truncate(c, 3);
+    cr_assert_eq(vkf_eval(c, ok, 1, &err), SLUICE_OK, "%s", err.msg);
+    vkf_free(c);
+    model_free(m);
+    remove(path);
+    free(path);
+    close_all(NULL);
 }
 #endif

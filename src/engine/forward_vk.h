@@ -1,0 +1,56 @@
+/* forward_vk.h — the forward pass of engine/forward.c run on a Vulkan
+ * device for one sequence: tokens in, logits out, same semantics (rms
+ * norm eps, qwen2 biases, qwen3 per-head Q/K norm, rope, KV cache,
+ * causal GQA attention, tied output).
+ *
+ * Every weight tensor is uploaded once, raw (quantized blocks stay
+ * quantized in device memory). Tokens are evaluated one at a time through
+ * matrix x vector kernels: there is no batched matrix x matrix kernel
+ * yet, so a prompt runs token by token. All ops of one token (every
+ * layer, then the output projection) are recorded into one step (one
+ * command buffer) with barriers; logits land in a host-visible buffer. */
+#ifndef SLUICE_ENGINE_FORWARD_VK_H
+#define SLUICE_ENGINE_FORWARD_VK_H
+#include "backend/vulkan/device.h"
+#include "engine/forward.h"
+
+typedef struct vkf_params {
+    vk_instance *inst;  /* used, not owned; NULL: vkf_create opens its own
+                           (validation when SLUICE_VK_VALIDATE=1) */
+    const char *device; /* vk_select_device spec: NULL/"auto", "N" or a name part */
+    uint32_t n_ctx;     /* KV cache length in tokens; 0 = model's context length */
+    kv_type kv;         /* KV cache element type (KV_F16 default, KV_F32) */
+} vkf_params;
+
+typedef struct vkf_ctx vkf_ctx;
+
+/* Opens the device, checks that the model fits (every weight tensor, the
+ * KV cache, scratch and logits against the device-local heaps: on failure
+ * SLUICE_ERR_NOMEM with needed vs available bytes, before anything is
+ * uploaded), then uploads every weight tensor and allocates the cache.
+ * m must outlive the ctx. Fails with SLUICE_ERR_UNSUPPORTED for no usable
+ * device (the auto rule found no GPU), a weight type without a kernel, a
+ * head size over 256 or a V head size unlike the K one; SLUICE_ERR_RANGE
+ * for a tensor larger than one storage buffer may span (splitting is not
+ * done yet). Destroy with vkf_free. */
+sluice_status vkf_create(vkf_ctx **out, const model *m, const vkf_params *p, sluice_error *err);
+void vkf_free(vkf_ctx *c); /* accepts NULL */
+
+/* Evaluates n tokens at positions n_past .. n_past+n-1, one step per
+ * token, and appends them to the cache; afterwards vkf_last_logits holds
+ * the last token's logits. Errors: bad token id (SLUICE_ERR_ARG), context
+ * full (SLUICE_ERR_RANGE; the cache is unchanged on both), device errors
+ * (the tokens before the failing one stay cached). */
+sluice_status vkf_eval(vkf_ctx *c, const int32_t *tokens, uint32_t n, sluice_error *err);
+/* Logits (n_vocab floats) of the last token evaluated; owned by c, valid
+ * until the next vkf_eval. */
+const float *vkf_last_logits(const vkf_ctx *c);
+uint32_t vkf_n_past(const vkf_ctx *c);
+uint32_t vkf_n_ctx(const vkf_ctx *c);
+/* Forget cached positions >= n_past (n_past <= current). */
+void vkf_truncate(vkf_ctx *c, uint32_t n_past);
+/* Device bytes taken: weights, KV cache, scratch, logits. */
+uint64_t vkf_memory_bytes(const vkf_ctx *c);
+/* The device in use. */
+const vk_device_info *vkf_device_info(const vkf_ctx *c);
+#endif

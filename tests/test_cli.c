@@ -89,6 +89,25 @@ Test(cli, greedy_run_streams_the_golden_text) {
     free(m);
 }
 
+Test(cli, greedy_run_on_vulkan_gives_the_golden_text) {
+    char *m = stories(), cmd[8192], *out;
+    const char *gj = tu_model_file("stories260K.greedy.json");
+    char *txt = tu_read_file(gj, NULL);
+    cJSON *j = cJSON_Parse(txt);
+    const char *want = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "cases"), 1), "text")->valuestring;
+    snprintf(cmd, sizeof cmd, "%s run -m %s -p 'Once upon a time' -n 60 --temp 0 --kv f32 --backend vulkan --device 0 2>&1",
+             SLUICE_BIN, m);
+    int rc = sh(cmd, &out);
+    if (rc != 0 && (strstr(out, "Vulkan") || strstr(out, "vulkan"))) cr_skip("no usable Vulkan device: %s", out);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(!strncmp(out, want, strlen(want)), "got: %s", out);
+    cr_assert(strstr(out, "engine: vulkan"), "%s", out);
+    free(out);
+    cJSON_Delete(j);
+    free(txt);
+    free(m);
+}
+
 Test(cli, no_model_says_how_to_point_at_one) {
     char cmd[8192], *out;
     snprintf(cmd, sizeof cmd, "env -u SLUICE_MODELS %s run -p hi 2>&1", SLUICE_BIN);

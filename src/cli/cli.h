@@ -2,7 +2,7 @@
  * default model, loading a model + tokenizer + context with clear errors. */
 #ifndef SLUICE_CLI_H
 #define SLUICE_CLI_H
-#include "engine/forward.h"
+#include "engine/engine.h"
 #include "text/tokenizer.h"
 
 #define DEFAULT_MODEL_FILE "stories260K.gguf"
@@ -12,6 +12,8 @@ typedef struct cli_opts {
     int threads;         /* --threads / -t; 0 = all CPUs */
     uint32_t ctx;        /* --ctx / -c; 0 = model's */
     kv_type kv;          /* --kv f16|f32 */
+    engine_backend backend; /* --backend auto|cpu|vulkan */
+    const char *device;  /* --device N|NAME (Vulkan) */
     bool json;           /* --json */
 } cli_opts;
 
@@ -30,8 +32,8 @@ const char *cli_value(int argc, char **argv, int *i);
 const char *cli_model_path(const cli_opts *o, char *buf, size_t cap);
 
 /* Loads what a model command needs; prints the error and returns false on
- * failure. Any of tok / ctx may be NULL when not needed. */
-bool cli_load(const cli_opts *o, model **m, tokenizer **tok, fwd_ctx **ctx);
+ * failure. Any of tok / eng may be NULL when not needed. */
+bool cli_load(const cli_opts *o, model **m, tokenizer **tok, engine **eng);
 
 double cli_now(void); /* monotonic seconds */
 

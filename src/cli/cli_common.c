@@ -63,6 +63,15 @@ int cli_common_opt(cli_opts *o, int argc, char **argv, int *i) {
         if (!strcmp(v, "f16")) o->kv = KV_F16;
         else if (!strcmp(v, "f32")) o->kv = KV_F32;
         else { fprintf(stderr, "sluice: --kv expects f16 or f32, got '%s'\n", v); return -1; }
+    } else if (!strcmp(a, "--backend")) {
+        if (!(v = cli_value(argc, argv, i))) return -1;
+        if (!engine_backend_parse(v, &o->backend)) {
+            fprintf(stderr, "sluice: --backend expects auto, cpu or vulkan, got '%s'\n", v);
+            return -1;
+        }
+    } else if (!strcmp(a, "--device")) {
+        if (!(v = cli_value(argc, argv, i))) return -1;
+        o->device = v;
     } else if (!strcmp(a, "--json")) {
         o->json = true;
     } else {
@@ -86,20 +95,23 @@ const char *cli_model_path(const cli_opts *o, char *buf, size_t cap) {
     return NULL;
 }
 
-bool cli_load(const cli_opts *o, model **m, tokenizer **tok, fwd_ctx **ctx) {
+bool cli_load(const cli_opts *o, model **m, tokenizer **tok, engine **eng) {
     char buf[4096];
     const char *path = cli_model_path(o, buf, sizeof buf);
     if (!path) return false;
     sluice_error err = {0};
     *m = NULL;
     if (tok) *tok = NULL;
-    if (ctx) *ctx = NULL;
+    if (eng) *eng = NULL;
     if (model_load(m, path, &err)) goto fail;
     if (tok && tok_load(tok, (*m)->gguf, &err)) goto fail;
-    if (ctx) {
-        fwd_params p = {.n_ctx = o->ctx, .kv = o->kv, .n_threads = o->threads};
+    if (eng) {
+        engine_params p = {.backend = o->backend, .device = o->device, .n_ctx = o->ctx, .kv = o->kv,
+                           .n_threads = o->threads};
+        /* --device names a Vulkan device: asking for one means the Vulkan backend */
+        if (o->device && p.backend == ENGINE_AUTO) p.backend = ENGINE_VULKAN;
         if (!p.n_ctx && (*m)->hp.n_ctx_train > 4096) p.n_ctx = 4096; /* keep memory sane by default */
-        if (fwd_create(ctx, *m, &p, &err)) goto fail;
+        if (engine_create(eng, *m, &p, &err)) goto fail;
     }
     return true;
 fail:

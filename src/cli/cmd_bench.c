@@ -14,15 +14,15 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 /* One timed run; returns tokens/s or -1 on error (printed). */
-static double run_once(fwd_ctx *ctx, const int32_t *toks, uint32_t n, bool batch) {
+static double run_once(engine *ctx, const int32_t *toks, uint32_t n, bool batch) {
     sluice_error err = {0};
-    fwd_truncate(ctx, 0);
+    engine_truncate(ctx, 0);
     double t0 = cli_now();
     if (batch) {
-        if (fwd_eval(ctx, toks, n, false, &err)) goto fail;
+        if (engine_eval(ctx, toks, n, &err)) goto fail;
     } else {
         for (uint32_t i = 0; i < n; i++)
-            if (fwd_eval(ctx, toks + i, 1, false, &err)) goto fail;
+            if (engine_eval(ctx, toks + i, 1, &err)) goto fail;
     }
     return n / (cli_now() - t0);
 fail:
@@ -45,7 +45,7 @@ int cmd_bench(int argc, char **argv) {
         } else if (!strcmp(a, "-r") || !strcmp(a, "--repetitions")) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1, 1000, &reps)) return 2;
         } else {
-            fprintf(stderr, "usage: sluice bench [-m MODEL] [-p 512] [-n 128] [-r 5] [-t N] [--kv f16|f32] [--json]\n");
+            fprintf(stderr, "usage: sluice bench [-m MODEL] [-p 512] [-n 128] [-r 5] [-t N] [--kv f16|f32] [--backend B] [--device D] [--json]\n");
             return strcmp(a, "-h") && strcmp(a, "--help") ? 2 : 0;
         }
     }
@@ -53,7 +53,7 @@ int cmd_bench(int argc, char **argv) {
     if (!o.ctx) o.ctx = need ? need : 1;
     if (o.ctx < need) { fprintf(stderr, "sluice bench: --ctx %u is smaller than the test length %u\n", o.ctx, need); return 2; }
     model *m;
-    fwd_ctx *ctx;
+    engine *ctx;
     if (!cli_load(&o, &m, NULL, &ctx)) return 1;
     int rc = 1;
     int32_t *toks = malloc(sizeof(int32_t) * (need ? need : 1));
@@ -68,12 +68,13 @@ int cmd_bench(int argc, char **argv) {
     const char *mp = cli_model_path(&o, path, sizeof path);
     const char *base = strrchr(mp, '/') ? strrchr(mp, '/') + 1 : mp;
     struct { const char *kind; long n; bool batch; } tests[] = {{"pp", n_prompt, true}, {"tg", n_gen, false}};
-    if (o.json) printf("{\"model\":\"%s\",\"params\":%llu,\"bytes\":%llu,\"backend\":\"cpu\",\"isa\":\"%s\",\"threads\":%d,\"results\":[",
-                       base, (unsigned long long)m->n_params, (unsigned long long)m->weight_bytes,
-                       cpu_isa_name(fwd_isa(ctx)), fwd_threads(ctx));
+    fwd_ctx *cpu = engine_cpu(ctx);
+    if (o.json) printf("{\"model\":\"%s\",\"params\":%llu,\"bytes\":%llu,\"backend\":\"%s\",\"isa\":\"%s\",\"threads\":%d,\"results\":[",
+                       base, (unsigned long long)m->n_params, (unsigned long long)m->weight_bytes, engine_describe(ctx),
+                       cpu ? cpu_isa_name(fwd_isa(cpu)) : "-", cpu ? fwd_threads(cpu) : 0);
     else {
-        printf("| model | size | params | backend | threads | test | t/s (median of %ld) |\n", reps);
-        printf("|---|---|---|---|---|---|---|\n");
+        printf("| model | size | params | backend | test | t/s (median of %ld) |\n", reps);
+        printf("|---|---|---|---|---|---|\n");
     }
     bool first = true;
     for (int k = 0; k < 2; k++) {
@@ -90,9 +91,8 @@ int cmd_bench(int argc, char **argv) {
             printf("%s{\"test\":\"%s%ld\",\"tokens_per_s\":%.2f,\"min\":%.2f,\"max\":%.2f,\"runs\":%ld}", first ? "" : ",",
                    tests[k].kind, tests[k].n, med, runs[0], runs[reps - 1], reps);
         } else {
-            printf("| %s | %.2f MiB | %.2f M | cpu (%s) | %d | %s%ld | %.2f (%.2f..%.2f) |\n", base,
-                   m->weight_bytes / 1048576.0, m->n_params / 1e6, cpu_isa_name(fwd_isa(ctx)), fwd_threads(ctx),
-                   tests[k].kind, tests[k].n, med, runs[0], runs[reps - 1]);
+            printf("| %s | %.2f MiB | %.2f M | %s | %s%ld | %.2f (%.2f..%.2f) |\n", base, m->weight_bytes / 1048576.0,
+                   m->n_params / 1e6, engine_describe(ctx), tests[k].kind, tests[k].n, med, runs[0], runs[reps - 1]);
         }
         fflush(stdout);
         first = false;
@@ -102,7 +102,7 @@ int cmd_bench(int argc, char **argv) {
 out:
     free(toks);
     free(runs);
-    fwd_free(ctx);
+    engine_free(ctx);
     model_free(m);
     return rc;
 }

@@ -58,8 +58,15 @@ int cmd_perplexity(int argc, char **argv) {
     if (!text) { fprintf(stderr, "sluice perplexity: cannot read %s\n", file); return 1; }
     model *m;
     tokenizer *tok;
-    fwd_ctx *ctx;
-    if (!cli_load(&o, &m, &tok, &ctx)) { free(text); return 1; }
+    if (o.backend == ENGINE_VULKAN || o.device) {
+        fprintf(stderr, "sluice perplexity: runs on the CPU engine only for now (the Vulkan engine keeps only the last logits)\n");
+        free(text);
+        return 2;
+    }
+    o.backend = ENGINE_CPU;
+    engine *eng;
+    if (!cli_load(&o, &m, &tok, &eng)) { free(text); return 1; }
+    fwd_ctx *ctx = engine_cpu(eng);
     int rc = 1;
     int32_t *ids = NULL;
     size_t n_ids = 0;
@@ -113,7 +120,7 @@ out:
     if (err.status) fprintf(stderr, "sluice: %s\n", err.msg);
     free(ids);
     free(text);
-    fwd_free(ctx);
+    engine_free(eng);
     tok_free(tok);
     model_free(m);
     return rc;

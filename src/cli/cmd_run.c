@@ -15,7 +15,8 @@ static void run_usage(void) {
             "  --seed S               sampling seed (default 0; same seed, same text)\n"
             "  --no-bos               do not add the BOS token\n"
             "  --ignore-eos           keep generating after end of text\n"
-            "  -t, --threads N  -c, --ctx N  --kv f16|f32\n");
+            "  -t, --threads N  -c, --ctx N  --kv f16|f32\n"
+            "  --backend auto|cpu|vulkan  --device N|NAME   where to run (default auto: a GPU, else the CPU)\n");
 }
 
 int cmd_run(int argc, char **argv) {
@@ -66,7 +67,7 @@ int cmd_run(int argc, char **argv) {
 
     model *m;
     tokenizer *tok;
-    fwd_ctx *ctx;
+    engine *ctx;
     if (!cli_load(&o, &m, &tok, &ctx)) return 1;
     int rc = 1;
     int32_t *ids = NULL;
@@ -79,9 +80,9 @@ int cmd_run(int argc, char **argv) {
         fprintf(stderr, "sluice run: the prompt is empty and the model has no BOS token to start from\n");
         goto out;
     }
-    if (n_ids >= fwd_n_ctx(ctx)) {
+    if (n_ids >= engine_n_ctx(ctx)) {
         fprintf(stderr, "sluice run: the prompt has %zu tokens, more than the context of %u (use --ctx)\n", n_ids,
-                fwd_n_ctx(ctx));
+                engine_n_ctx(ctx));
         goto out;
     }
     smp = sampler_create(&sp, (int32_t)m->hp.n_vocab);
@@ -97,12 +98,12 @@ int cmd_run(int argc, char **argv) {
     fflush(stdout);
 
     double t0 = cli_now();
-    if (fwd_eval(ctx, ids, (uint32_t)n_ids, false, &err)) goto out;
+    if (engine_eval(ctx, ids, (uint32_t)n_ids, &err)) goto out;
     double t_prompt = cli_now() - t0;
     long n_gen = 0;
     double t1 = cli_now();
     while (n_gen < n_predict) {
-        int32_t next = sampler_sample(smp, fwd_last_logits(ctx));
+        int32_t next = sampler_sample(smp, engine_last_logits(ctx));
         if (!ignore_eos && tok_is_eog(tok, next)) break;
         sampler_accept(smp, next);
         n_gen++;
@@ -111,16 +112,17 @@ int cmd_run(int argc, char **argv) {
             fflush(stdout);
         }
         if (n_gen == n_predict) break;
-        if (fwd_n_past(ctx) >= fwd_n_ctx(ctx)) {
-            fprintf(stderr, "\nsluice run: context of %u tokens is full; stopping\n", fwd_n_ctx(ctx));
+        if (engine_n_past(ctx) >= engine_n_ctx(ctx)) {
+            fprintf(stderr, "\nsluice run: context of %u tokens is full; stopping\n", engine_n_ctx(ctx));
             break;
         }
-        if (fwd_eval(ctx, &next, 1, false, &err)) goto out;
+        if (engine_eval(ctx, &next, 1, &err)) goto out;
     }
     if (tok_stream_flush(&ts, piece, sizeof piece) > 0) fputs(piece, stdout);
     fputc('\n', stdout);
     fflush(stdout);
     double t_gen = cli_now() - t1;
+    fprintf(stderr, "engine: %s\n", engine_describe(ctx));
     fprintf(stderr, "prompt: %zu tokens in %.3f s (%.1f tokens/s)\n", n_ids, t_prompt, n_ids / (t_prompt > 0 ? t_prompt : 1e-9));
     fprintf(stderr, "generation: %ld tokens in %.3f s (%.1f tokens/s)\n", n_gen, t_gen,
             n_gen / (t_gen > 0 ? t_gen : 1e-9));
@@ -129,7 +131,7 @@ out:
     if (err.status) fprintf(stderr, "sluice: %s\n", err.msg);
     free(ids);
     sampler_free(smp);
-    fwd_free(ctx);
+    engine_free(ctx);
     tok_free(tok);
     model_free(m);
     return rc;

@@ -1,0 +1,94 @@
+/* engine.c — dispatch between the CPU and Vulkan forward passes. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "engine/engine.h"
+#ifdef SLUICE_HAVE_VULKAN
+#include "engine/forward_vk.h"
+#endif
+
+struct engine {
+    fwd_ctx *cpu;
+#ifdef SLUICE_HAVE_VULKAN
+    vkf_ctx *vk;
+#endif
+    char desc[320];
+};
+
+bool engine_backend_parse(const char *s, engine_backend *out) {
+    if (!strcmp(s, "auto")) *out = ENGINE_AUTO;
+    else if (!strcmp(s, "cpu")) *out = ENGINE_CPU;
+    else if (!strcmp(s, "vulkan")) *out = ENGINE_VULKAN;
+    else return false;
+    return true;
+}
+
+sluice_status engine_create(engine **out, const model *m, const engine_params *p, sluice_error *err) {
+    *out = NULL;
+    engine *e = calloc(1, sizeof *e);
+    if (!e) return sluice_fail(err, SLUICE_ERR_NOMEM, "out of memory");
+    sluice_status st = SLUICE_OK;
+    if (p->backend != ENGINE_CPU) {
+#ifdef SLUICE_HAVE_VULKAN
+        vkf_params vp = {.device = p->device, .n_ctx = p->n_ctx, .kv = p->kv};
+        sluice_error verr = {0};
+        st = vkf_create(&e->vk, m, &vp, &verr);
+        if (!st) {
+            snprintf(e->desc, sizeof e->desc, "vulkan (%s)", vkf_device_info(e->vk)->name);
+            *out = e;
+            return SLUICE_OK;
+        }
+        if (p->backend == ENGINE_VULKAN) {
+            free(e);
+            return sluice_fail(err, verr.status, "%s", verr.msg);
+        }
+        if (st != SLUICE_ERR_UNSUPPORTED) sluice_log(SLUICE_LOG_WARN, "no GPU engine (%s); using the CPU", verr.msg);
+#else
+        if (p->backend == ENGINE_VULKAN) {
+            free(e);
+            return sluice_fail(err, SLUICE_ERR_UNSUPPORTED, "this sluice was built without the Vulkan backend");
+        }
+#endif
+    }
+    fwd_params fp = {.n_ctx = p->n_ctx, .kv = p->kv, .n_threads = p->n_threads};
+    if ((st = fwd_create(&e->cpu, m, &fp, err))) {
+        free(e);
+        return st;
+    }
+    snprintf(e->desc, sizeof e->desc, "cpu (%s, %d threads)", cpu_isa_name(fwd_isa(e->cpu)), fwd_threads(e->cpu));
+    *out = e;
+    return SLUICE_OK;
+}
+
+void engine_free(engine *e) {
+    if (!e) return;
+    fwd_free(e->cpu);
+#ifdef SLUICE_HAVE_VULKAN
+    vkf_free(e->vk);
+#endif
+    free(e);
+}
+
+#ifdef SLUICE_HAVE_VULKAN
+#define ON_VK(e, vk_expr, cpu_expr) ((e)->vk ? (vk_expr) : (cpu_expr))
+#else
+#define ON_VK(e, vk_expr, cpu_expr) (cpu_expr)
+#endif
+
+sluice_status engine_eval(engine *e, const int32_t *tokens, uint32_t n, sluice_error *err) {
+    return ON_VK(e, vkf_eval(e->vk, tokens, n, err), fwd_eval(e->cpu, tokens, n, false, err));
+}
+
+const float *engine_last_logits(const engine *e) { return ON_VK(e, vkf_last_logits(e->vk), fwd_last_logits(e->cpu)); }
+uint32_t engine_n_past(const engine *e) { return ON_VK(e, vkf_n_past(e->vk), fwd_n_past(e->cpu)); }
+uint32_t engine_n_ctx(const engine *e) { return ON_VK(e, vkf_n_ctx(e->vk), fwd_n_ctx(e->cpu)); }
+
+void engine_truncate(engine *e, uint32_t n_past) {
+#ifdef SLUICE_HAVE_VULKAN
+    if (e->vk) { vkf_truncate(e->vk, n_past); return; }
+#endif
+    fwd_truncate(e->cpu, n_past);
+}
+
+const char *engine_describe(const engine *e) { return e->desc; }
+fwd_ctx *engine_cpu(engine *e) { return e->cpu; }

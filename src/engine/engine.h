@@ -1,0 +1,38 @@
+/* engine.h — one handle over the forward passes the CLI can run a model
+ * on: the CPU engine (forward.h) or a Vulkan device (forward_vk.h, when
+ * built). --backend auto takes a discrete, then an integrated GPU, else the
+ * CPU; a software Vulkan device (lavapipe) only when asked for by name or
+ * number with --backend vulkan --device. */
+#ifndef SLUICE_ENGINE_ENGINE_H
+#define SLUICE_ENGINE_ENGINE_H
+#include "engine/forward.h"
+
+typedef enum engine_backend { ENGINE_AUTO, ENGINE_CPU, ENGINE_VULKAN } engine_backend;
+
+typedef struct engine_params {
+    engine_backend backend;
+    const char *device;  /* Vulkan device: NULL/"auto", "N" or a name part */
+    uint32_t n_ctx;      /* 0 = model's context length */
+    kv_type kv;
+    int n_threads;       /* CPU engine; 0 = all allowed CPUs */
+} engine_params;
+
+typedef struct engine engine;
+
+/* Opens the engine for m (which must outlive it). With ENGINE_AUTO a GPU
+ * that cannot be opened falls back to the CPU engine (logged). */
+sluice_status engine_create(engine **out, const model *m, const engine_params *p, sluice_error *err);
+void engine_free(engine *e); /* accepts NULL */
+/* Evaluates n tokens after the cached ones; logits of the last one after. */
+sluice_status engine_eval(engine *e, const int32_t *tokens, uint32_t n, sluice_error *err);
+const float *engine_last_logits(const engine *e);
+uint32_t engine_n_past(const engine *e);
+uint32_t engine_n_ctx(const engine *e);
+void engine_truncate(engine *e, uint32_t n_past);
+/* "cpu (avx512vnni, 2 threads)" or "vulkan (NAME)"; valid while e lives. */
+const char *engine_describe(const engine *e);
+/* The CPU context when the engine runs on the CPU, else NULL. */
+fwd_ctx *engine_cpu(engine *e);
+/* Parses "auto" / "cpu" / "vulkan"; false for anything else. */
+bool engine_backend_parse(const char *s, engine_backend *out);
+#endif

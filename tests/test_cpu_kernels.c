@@ -195,7 +195,8 @@ Test(dot, extreme_values) {
  * (1..16 rows, 1..8 activation rows), with row, activation and output
  * strides that are not the packed ones; nothing outside the tile written.
  * The AVX-512 VNNI block kernels promise more: bit-identical to
- * quant_dot_ref. */
+ * quant_dot_ref. (The AVX2 Q4_0 / Q8_0 tiles are not: they use an FMA;
+ * they are checked against their own single dot and by NMSE.) */
 static void check_gemm(qtype t, int64_t n, uint64_t seed) {
     enum { R = CPU_GEMM_ROWS, YS = CPU_GEMM_ROWS + 3 };
     const qtype_info *ti = qtype_get(t);
@@ -257,9 +258,13 @@ static void check_gemm(qtype t, int64_t n, uint64_t seed) {
 #ifdef SLUICE_X86
     /* the machines this project runs its tests on all have AVX-512 VNNI
      * or at least AVX-512; then these types must have a tile */
-    if (max_isa() >= CPU_ISA_AVX512VNNI && (t == QT_Q4_0 || t == QT_Q8_0 || t == QT_Q4_K || t == QT_Q6_K))
+    if (max_isa() >= CPU_ISA_AVX512VNNI && (t == QT_Q4_0 || t == QT_Q5_0 || t == QT_Q4_1 || t == QT_Q5_1 ||
+                                            t == QT_Q8_0 || t == QT_Q4_K || t == QT_Q5_K || t == QT_Q6_K))
         cr_assert(tested > 0, "%s: no gemm at avx512vnni", ti->name);
     if (max_isa() >= CPU_ISA_AVX512 && fl) cr_assert(tested > 0, "%s: no gemm at avx512", ti->name);
+    /* and the AVX2 level has tiles for Q4_0 and Q8_0 */
+    if (max_isa() >= CPU_ISA_AVX2 && (t == QT_Q4_0 || t == QT_Q8_0))
+        cr_assert_not_null(cpu_gemm_get(t, CPU_ISA_AVX2), "%s: no gemm at avx2", ti->name);
 #endif
     free(w); free(a); free(wq); free(tmp); free(aq);
 }
@@ -309,14 +314,43 @@ Test(gemm, extreme_values) {
             w4[r][i].d = 0x3c00;
             memset(w4[r][i].qs, r & 1 ? 0xFF : 0x00, 16);
         }
+    /* Q5_0 / Q5_1: every q 0 or 31 (Q5_1 with m -1 or 1); Q4_1: every q 15 */
+    static block_q5_0 w50[CPU_GEMM_ROWS][NB];
+    static block_q5_1 w51[CPU_GEMM_ROWS][NB];
+    static block_q4_1 w41[CPU_GEMM_ROWS][NB];
+    for (int r = 0; r < CPU_GEMM_ROWS; r++)
+        for (int i = 0; i < NB; i++) {
+            w50[r][i].d = w51[r][i].d = w41[r][i].d = 0x3c00;
+            w51[r][i].m = w41[r][i].m = r & 1 ? 0x3c00 : 0xbc00;
+            memset(w50[r][i].qs, r & 1 ? 0xFF : 0x00, 16);
+            memset(w50[r][i].qh, r & 1 ? 0xFF : 0x00, 4);
+            memset(w51[r][i].qs, r & 2 ? 0x00 : 0xFF, 16);
+            memset(w51[r][i].qh, r & 2 ? 0x00 : 0xFF, 4);
+            memset(w41[r][i].qs, 0xFF, 16);
+        }
+    /* Q8_1 activations -127 / 127 */
+    static uint8_t a81[2][8192];
+    size_t as81 = cpu_act_row_stride(QT_Q8_1, N0);
+    cr_assert(as81 <= sizeof a81[0]);
+    for (int t = 0; t < 2; t++) {
+        float x1[N0];
+        for (int i = 0; i < N0; i++) x1[i] = t ? 1.0f : -1.0f;
+        quant_quantize_row_ref(QT_Q8_1, x1, a81[t], N0);
+        cpu_act_fill_scales(QT_Q8_1, a81[t], N0);
+    }
     /* Q4_K: every q 15, scales and mins 63; Q6_K: every q 63, scales -128 or 127 */
     static block_q4_K wk[CPU_GEMM_ROWS][NK / 256];
     static block_q6_K w6[CPU_GEMM_ROWS][NK / 256];
+    static block_q5_K w5k[CPU_GEMM_ROWS][NK / 256]; /* every q 31, scales and mins 63 */
     for (int r = 0; r < CPU_GEMM_ROWS; r++)
         for (int i = 0; i < NK / 256; i++) {
             wk[r][i].d = wk[r][i].dmin = 0x3c00;
             memset(wk[r][i].scales, 0xFF, 12);
             memset(wk[r][i].qs, 0xFF, 128);
+            w5k[r][i].d = w5k[r][i].dmin = 0x3c00;
+            memset(w5k[r][i].scales, 0xFF, 12);
+            memset(w5k[r][i].qh, 0xFF, 32);
+            memset(w5k[r][i].qs, 0xFF, 128);
             memset(w6[r][i].ql, 0xFF, sizeof w6[r][i].ql);
             memset(w6[r][i].qh, 0xFF, sizeof w6[r][i].qh);
             memset(w6[r][i].scales, r & 1 ? 0x7F : 0x80, sizeof w6[r][i].scales);
@@ -331,7 +365,11 @@ Test(gemm, extreme_values) {
     struct { qtype t; const void *w; size_t ws; const void *a; size_t as; int64_t n; } cases[] = {
         {QT_Q8_0, w8, sizeof w8[0], a8, sizeof a8[0], N0},
         {QT_Q4_0, w4, sizeof w4[0], a8, sizeof a8[0], N0},
+        {QT_Q5_0, w50, sizeof w50[0], a8, sizeof a8[0], N0},
+        {QT_Q4_1, w41, sizeof w41[0], a81, sizeof a81[0], N0},
+        {QT_Q5_1, w51, sizeof w51[0], a81, sizeof a81[0], N0},
         {QT_Q4_K, wk, sizeof wk[0], ak, sizeof ak[0], NK},
+        {QT_Q5_K, w5k, sizeof w5k[0], ak, sizeof ak[0], NK},
         {QT_Q6_K, w6, sizeof w6[0], ak, sizeof ak[0], NK},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)

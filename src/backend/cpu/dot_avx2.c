@@ -8,6 +8,9 @@
  * own accumulators. Each row's arithmetic is the same sequence whatever nt
  * is, so the multi-row form is bit-identical to the single dot.
  *
+ * Q4_0 and Q8_0 also have tiles (cpu_gemm_fn, rows in lanes, see "tiles"
+ * below), whose numerics their dot and dotn share instead.
+ *
  * Integer products use maddubs (u8 x s8 -> s16 pairs); every pair sum stays
  * below 2^15 because weights are at most 6 bits unsigned or |q| <= 128 and
  * activations are in [-127, 127]. */
@@ -21,24 +24,6 @@
 INLINE __m256 dot_u8(__m256i ux, __m256i y) {
     __m256i p = _mm256_maddubs_epi16(ux, y);
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
-}
-
-/* The 32 nibbles of a Q4/Q5 block in element order: bytes 0-15 are the low
- * nibbles of qs[0..15], bytes 16-31 the high nibbles. */
-INLINE __m256i nibbles32(const uint8_t *qs) {
-    __m128i r = _mm_loadu_si128((const __m128i *)qs);
-    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(r, 4), r), _mm256_set1_epi8(15));
-}
-
-/* Byte i = 0xFF where bit i of the little-endian 32-bit qh is set. */
-INLINE __m256i bits32(const uint8_t *qh) {
-    uint32_t u;
-    memcpy(&u, qh, 4);
-    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
-                                            2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
-    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)u), spread);
-    return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
 }
 
 /* ---- F32 / F16 / BF16 weights x F32 activations --------------------------- */
@@ -209,14 +194,8 @@ INLINE void q80_dotn(int64_t n, const void *w, const void *a, size_t as, int nt,
     for (int t = 0; t < nt; t++) out[t] = hsum_ps(acc[t]);
 }
 
-INLINE void q4_0_dotn(int64_t n, const void *w, const void *a, size_t as, int nt, float *out, int tab) {
-    q80_dotn(n, w, a, as, nt, out, K_Q4_0, tab);
-}
 INLINE void q5_0_dotn(int64_t n, const void *w, const void *a, size_t as, int nt, float *out, int tab) {
     q80_dotn(n, w, a, as, nt, out, K_Q5_0, tab);
-}
-INLINE void q8_0_dotn(int64_t n, const void *w, const void *a, size_t as, int nt, float *out, int tab) {
-    q80_dotn(n, w, a, as, nt, out, K_Q8_0, tab);
 }
 
 /* ---- Q4_1 / Q5_1 weights x Q8_1 activations -------------------------------
@@ -377,6 +356,188 @@ INLINE void q6_K_dotn(int64_t n, const void *w, const void *a, size_t as, int nt
     for (int t = 0; t < nt; t++) out[t] = sum[t];
 }
 
+/* ---- Q4_0 / Q8_0 tiles: rows in lanes (cpu_gemm_fn) ----------------------------
+ * As the AVX-512 VNNI tiles, with 8 rows per register and no vpdpbusd:
+ * the blocks of 8 weight rows are transposed (4 bytes of a row per 32-bit
+ * lane), so vpmaddubsw against 4 broadcast activation bytes advances 8 rows
+ * at once. Per block and lane the exact integer s = sum((q - off) qa), then
+ * acc = fma(dw * da, s, acc): the single dot (dot_q4_0 / dot_q8_0 below)
+ * does the same scalar steps in the same order, so tile, dotn and dot are
+ * bit-identical (not to quant_dot_ref: the fma rounds once where it rounds
+ * twice).
+ * Q4_0: q in 0..15, so the eight 16-bit pair sums of a block stay below
+ * 8 * 2 * 15 * 127 < 2^15 and add up in 16 bits before one vpmaddwd.
+ * Q8_0: q + 128 would saturate vpmaddubsw's pairs, and a transposed
+ * nibble split of it measured slower than the old per-row kernel at one
+ * token; so its blocks stay across the lanes, |q| times qa signed by q as
+ * in the dot, for 8 rows, and an hadd tree turns the 8 rows' lane sums
+ * into one vector of 8 row sums (exact, so the same numerics). */
+
+enum { NR8 = 8 };
+
+/* 16 bytes at off of rows rp[0..7], transposed: z[m] lane r = dword m of
+ * row r (two rows per load, a 4 x 4 dword transpose in each 128-bit half). */
+INLINE void load_t8(const uint8_t *const *rp, size_t off, __m256i *z) {
+    __m256i v[4];
+    for (int k = 0; k < 4; k++) /* 128-bit half l holds row 4l + k */
+        v[k] = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)(rp[4 + k] + off)),
+                                _mm_loadu_si128((const __m128i *)(rp[k] + off)));
+    __m256i t0 = _mm256_unpacklo_epi32(v[0], v[1]), t1 = _mm256_unpackhi_epi32(v[0], v[1]);
+    __m256i t2 = _mm256_unpacklo_epi32(v[2], v[3]), t3 = _mm256_unpackhi_epi32(v[2], v[3]);
+    z[0] = _mm256_unpacklo_epi64(t0, t2);
+    z[1] = _mm256_unpackhi_epi64(t0, t2);
+    z[2] = _mm256_unpacklo_epi64(t1, t3);
+    z[3] = _mm256_unpackhi_epi64(t1, t3);
+}
+
+/* The half at off of each of the 8 rows, as floats. */
+INLINE __m256 load_h8(const uint8_t *const *rp, size_t off) {
+    uint16_t h[NR8];
+    for (int r = 0; r < NR8; r++) memcpy(&h[r], rp[r] + off, 2);
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
+}
+
+/* sum over m < 8 of q[m] . qa[4m..4m+3] per lane, in 16-bit pairs. */
+INLINE __m256i pairs8(const __m256i *q, const int8_t *qa) {
+    __m256i s = _mm256_setzero_si256();
+    for (int m = 0; m < 8; m++) {
+        int32_t v;
+        memcpy(&v, qa + 4 * m, 4);
+        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(q[m], _mm256_set1_epi32(v)));
+    }
+    return s;
+}
+
+/* Lane r = the sum of the 8 lanes of v[r]. */
+INLINE __m256i tree8(const __m256i *v) {
+    __m256i q0 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    __m256i q1 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(q0, q1, 0x20), _mm256_permute2x128_si256(q0, q1, 0x31));
+}
+
+/* Software prefetch of the next 8 rows (which the matmul reads next) as one
+ * sequential stream, in step with the blocks, as the VNNI tiles do: the
+ * hardware prefetchers follow 8 interleaved row streams poorly from DRAM,
+ * and per-row prefetches cost Q8_0 15% at one token (measured). */
+INLINE void prefetch_next8(const uint8_t *const *rp, size_t bsz, int64_t i, int64_t nb) {
+    const size_t tile = NR8 * (size_t)nb * bsz;
+    const uint8_t *next = rp[0] + tile;
+    size_t p0 = (size_t)i * tile / (size_t)nb & ~(size_t)63, p1 = (size_t)(i + 1) * tile / (size_t)nb;
+    for (size_t p = p0; p < p1; p += 64) _mm_prefetch((const char *)next + p, _MM_HINT_T1);
+}
+
+/* 8 rows (rp) x nt tokens: acc[t] lane r = the dot of row r with token t. */
+INLINE void q80_tile8(int64_t nb, const uint8_t *const *rp, const void *a, size_t as, int nt, __m256 *acc,
+                      int kind) {
+    const size_t soff = ((size_t)nb * sizeof(block_q8_0) + 63) & ~(size_t)63;
+    const size_t bsz = kind == K_Q4_0 ? sizeof(block_q4_0) : sizeof(block_q8_0);
+    const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+    for (int64_t i = 0; i < nb; i++) {
+        const size_t off = (size_t)i * bsz;
+        prefetch_next8(rp, bsz, i, nb);
+        __m256i q[8]; /* Q4_0: q[m] lane r = elements 4m..4m+3 of row r; Q8_0: row r's qs */
+        if (kind == K_Q4_0) {
+            __m256i z[4];
+            load_t8(rp, off + 2, z);
+            for (int m = 0; m < 4; m++) {
+                q[m] = _mm256_and_si256(z[m], m4);
+                q[4 + m] = _mm256_and_si256(_mm256_srli_epi16(z[m], 4), m4);
+            }
+        } else {
+            for (int r = 0; r < NR8; r++) q[r] = _mm256_loadu_si256((const __m256i *)(rp[r] + off + 2));
+        }
+        const __m256 dw = load_h8(rp, off);
+        for (int t = 0; t < nt; t++) {
+            const int8_t *qa = (AROW(block_q8_0, a, t, as) + i)->qs;
+            const cpu_act_aux *x = act_aux(a, as, t, i, soff);
+            __m256i s;
+            if (kind == K_Q8_0) {
+                const __m256i y = _mm256_loadu_si256((const __m256i *)qa);
+                __m256i v[NR8];
+                for (int r = 0; r < NR8; r++) {
+                    __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(q[r], q[r]), _mm256_sign_epi8(y, q[r]));
+                    v[r] = _mm256_madd_epi16(p, ones);
+                }
+                s = tree8(v);
+            } else {
+                s = _mm256_add_epi32(_mm256_madd_epi16(pairs8(q, qa), ones), _mm256_set1_epi32(x->nsum8));
+            }
+            __m256 sc = _mm256_mul_ps(dw, _mm256_set1_ps(x->d));
+            acc[t] = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(s), acc[t]);
+        }
+    }
+}
+
+/* A tile of nr (1..16) rows: two groups of 8 rows, rows >= nr repeating
+ * row 0 in lanes that are never stored. */
+INLINE void q80_gemm_nt(int64_t n, const void *w, size_t ws, int nr, const void *a, size_t as, int nt, float *y,
+                        size_t ys, int kind) {
+    for (int g = 0; g < nr; g += NR8) {
+        const uint8_t *rp[NR8];
+        for (int r = 0; r < NR8; r++) rp[r] = (const uint8_t *)w + (size_t)(g + r < nr ? g + r : g) * ws;
+        __m256 acc[MAXT];
+        for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+        q80_tile8(n / 32, rp, a, as, nt, acc, kind);
+        const int cnt = nr - g < NR8 ? nr - g : NR8;
+        const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(cnt), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        for (int t = 0; t < nt; t++) _mm256_maskstore_ps(y + (size_t)t * ys + g, mask, acc[t]);
+    }
+}
+
+#define DEFINE_GEMM8(name, KIND)                                                                        \
+    static void gemm_##name(int64_t n, const void *w, size_t ws, int nr, const void *a, size_t as, int na, \
+                            float *y, size_t ys) {                                                      \
+        switch (na) {                                                                                   \
+        case 1: q80_gemm_nt(n, w, ws, nr, a, as, 1, y, ys, KIND); break;                                \
+        case 2: q80_gemm_nt(n, w, ws, nr, a, as, 2, y, ys, KIND); break;                                \
+        case 3: q80_gemm_nt(n, w, ws, nr, a, as, 3, y, ys, KIND); break;                                \
+        case 4: q80_gemm_nt(n, w, ws, nr, a, as, 4, y, ys, KIND); break;                                \
+        case 5: q80_gemm_nt(n, w, ws, nr, a, as, 5, y, ys, KIND); break;                                \
+        case 6: q80_gemm_nt(n, w, ws, nr, a, as, 6, y, ys, KIND); break;                                \
+        case 7: q80_gemm_nt(n, w, ws, nr, a, as, 7, y, ys, KIND); break;                                \
+        default: q80_gemm_nt(n, w, ws, nr, a, as, 8, y, ys, KIND); break;                               \
+        }                                                                                               \
+    }                                                                                                   \
+    static void dotn_##name(int64_t n, const void *w, const void *a, size_t as, int na, float *out) {   \
+        gemm_##name(n, w, 0, 1, a, as, na, out, 1);                                                     \
+    }
+DEFINE_GEMM8(q4_0, K_Q4_0)
+DEFINE_GEMM8(q8_0, K_Q8_0)
+
+/* Single dots of the tiles' numerics: plain activation blocks (no tail),
+ * the exact block sum, then the same float steps in the same order. */
+INLINE float fma_step(float d, float da, int s, float acc) {
+    __m128 sc = _mm_mul_ss(_mm_set_ss(d), _mm_set_ss(da));
+    return _mm_cvtss_f32(_mm_fmadd_ss(sc, _mm_set_ss((float)s), _mm_set_ss(acc)));
+}
+
+static float dot_q4_0(int64_t n, const void *w, const void *a) {
+    const block_q4_0 *x = w;
+    const block_q8_0 *y = a;
+    const __m256i ones = _mm256_set1_epi16(1);
+    float sum = 0;
+    for (int64_t i = 0; i < n / 32; i++) {
+        __m256i qa = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles32(x[i].qs), qa), ones);
+        p = _mm256_sub_epi32(p, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(8), qa), ones));
+        sum = fma_step(h2f(x[i].d), h2f(y[i].d), hsum_epi32(p), sum);
+    }
+    return sum;
+}
+
+static float dot_q8_0(int64_t n, const void *w, const void *a) {
+    const block_q8_0 *x = w, *y = a;
+    const __m256i ones = _mm256_set1_epi16(1);
+    float sum = 0;
+    for (int64_t i = 0; i < n / 32; i++) {
+        __m256i q = _mm256_loadu_si256((const __m256i *)x[i].qs);
+        __m256i qa = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(qa, q)), ones);
+        sum = fma_step(h2f(x[i].d), h2f(y[i].d), hsum_epi32(p), sum);
+    }
+    return sum;
+}
+
 /* ---- entry points ---------------------------------------------------------- */
 
 /* dot: one row, scales from the blocks; dotn: 1..4 rows in the matmul
@@ -402,9 +563,7 @@ INLINE void q6_K_dotn(int64_t n, const void *w, const void *a, size_t as, int nt
 DEFINE_DOT(f32)
 DEFINE_DOT(f16)
 DEFINE_DOT(bf16)
-DEFINE_DOT(q4_0)
 DEFINE_DOT(q5_0)
-DEFINE_DOT(q8_0)
 DEFINE_DOT(q4_1)
 DEFINE_DOT(q5_1)
 DEFINE_DOT(q4_K)
@@ -488,5 +647,6 @@ const cpu_kernel_table cpu_kernels_avx2 = {
         [QT_Q5_1] = dotn_q5_1, [QT_Q8_0] = dotn_q8_0, [QT_Q4_K] = dotn_q4_K,
         [QT_Q5_K] = dotn_q5_K, [QT_Q6_K] = dotn_q6_K,
     },
+    .gemm = {[QT_Q4_0] = gemm_q4_0, [QT_Q8_0] = gemm_q8_0},
     .act = {[QT_Q8_0] = act_q8_0, [QT_Q8_1] = act_q8_1, [QT_Q8_K] = act_q8_K},
 };

@@ -1,4 +1,5 @@
-/* dot_avx512vnni.c — AVX-512 VNNI kernels for Q4_0, Q8_0, Q4_K and Q6_K:
+/* dot_avx512vnni.c — AVX-512 VNNI kernels for Q4_0, Q5_0, Q8_0, Q4_1, Q5_1
+ * (Q8_1 activations), Q4_K, Q5_K and Q6_K:
  * tiles of 16 weight rows by up to 8 activation rows (cpu_gemm_fn), with
  * one weight row per 32-bit lane. Compiled with AVX-512 F/BW/VL/DQ + VNNI
  * (and AVX2/FMA/F16C) and only called after cpu_isa_detect saw them; types
@@ -21,9 +22,11 @@
  * float steps) and dotn (a tile of one row).
  *
  * vpdpbusd multiplies unsigned by signed bytes: weights go in as unsigned
- * (Q4_0 q in 0..15; Q8_0 q + 128) and the offset comes off through the
- * accumulator's start value, -off * sum(qa) from the activation tail
- * (cpu_act_aux). No int32 sum can overflow: |sum| <= 32 * 255 * 128. */
+ * (Q4_0 q in 0..15; Q5_0 0..31; Q8_0 q + 128) and the offset comes off
+ * through the accumulator's start value, -off * sum(qa) from the
+ * activation tail (cpu_act_aux); Q4_1 / Q5_1 have no offset (their m * sa
+ * term is float, as in quant_dot_ref). No int32 sum can overflow:
+ * |sum| <= 32 * 255 * 128. */
 #include <immintrin.h>
 #include <stddef.h>
 #include <string.h>
@@ -97,17 +100,40 @@ INLINE const cpu_act_aux *aux_at(const void *a, size_t as, int t, size_t soff, i
     return (const cpu_act_aux *)((const uint8_t *)a + (size_t)t * as + soff) + i;
 }
 
-/* ---- Q4_0 / Q8_0 weights x Q8_0 activations --------------------------------
+/* The 32-bit word at offset off of each lane's row (Q5 qh, Q4_1 d | m << 16). */
+INLINE __m512i load_u32x16(const uint8_t *const *rp, size_t off) {
+    uint32_t v[NR];
+    for (int r = 0; r < NR; r++) memcpy(&v[r], rp[r] + off, 4);
+    return _mm512_loadu_si512(v);
+}
+
+/* Adds the fifth bit of Q5_0 / Q5_1 to the 8 transposed nibble dwords:
+ * q[m] lane r holds elements 4m..4m+3 of row r, whose bits are bits
+ * 4m..4m+3 of row r's qh (lane r of qh), i.e. byte m / 2 of it. A byte
+ * shuffle copies that byte to the dword's 4 bytes, a test against the
+ * bits 4 (m & 1) + k picks each byte's bit, a masked add puts 16 on. */
+INLINE void add_q5_bits(__m512i qh, __m512i *q) {
+    const __m512i b16 = _mm512_set1_epi8(16);
+    const __m512i sel0 = _mm512_broadcast_i32x4(_mm_setr_epi32(0x00000000, 0x04040404, 0x08080808, 0x0C0C0C0C));
+    const __m512i bit_lo = _mm512_set1_epi32(0x08040201), bit_hi = _mm512_set1_epi32((int)0x80402010u);
+    for (int p = 0; p < 4; p++) {
+        __m512i v = _mm512_shuffle_epi8(qh, _mm512_add_epi8(sel0, _mm512_set1_epi8((char)p)));
+        q[2 * p] = _mm512_mask_add_epi8(q[2 * p], _mm512_test_epi8_mask(v, bit_lo), q[2 * p], b16);
+        q[2 * p + 1] = _mm512_mask_add_epi8(q[2 * p + 1], _mm512_test_epi8_mask(v, bit_hi), q[2 * p + 1], b16);
+    }
+}
+
+/* ---- Q4_0 / Q5_0 / Q8_0 weights x Q8_0 activations --------------------------
  * Per block and lane: s = exact sum((q - off) qa); acc += (dw * da) * s. */
 
-enum { K_Q4_0, K_Q8_0 };
+enum { K_Q4_0, K_Q5_0, K_Q8_0 };
 
 /* Tile body: nt (1..8, a constant at each call) activation rows; acc[t]
  * lane r = the dot of row r with activation row t. */
 INLINE void q80_tile(int64_t nb, const uint8_t *const *rp, const void *a, size_t as, int nt, __m512 *acc,
                      int kind) {
     const size_t soff = q8_0_soff(nb);
-    const size_t bsz = kind == K_Q4_0 ? sizeof(block_q4_0) : sizeof(block_q8_0);
+    const size_t bsz = kind == K_Q4_0 ? sizeof(block_q4_0) : kind == K_Q5_0 ? sizeof(block_q5_0) : sizeof(block_q8_0);
     /* one dependency chain of 8 vpdpbusd per token; with few tokens split
      * it in two so consecutive blocks overlap less on its latency */
     const int split = nt < 4;
@@ -115,14 +141,16 @@ INLINE void q80_tile(int64_t nb, const uint8_t *const *rp, const void *a, size_t
         const size_t off = (size_t)i * bsz;
         prefetch_next(rp, bsz, i, nb);
         __m512i q[8]; /* q[m] lane r: elements 4m..4m+3 of row r's block, unsigned */
-        if (kind == K_Q4_0) {
+        if (kind != K_Q8_0) {
             const __m512i m4 = _mm512_set1_epi8(15);
             __m512i z[4];
-            load_t4(rp, off + 2, z); /* dword m: low nibbles 4m.., high nibbles 16 + 4m.. */
+            /* dword m: low nibbles 4m.., high nibbles 16 + 4m.. */
+            load_t4(rp, off + (kind == K_Q4_0 ? 2 : offsetof(block_q5_0, qs)), z);
             for (int m = 0; m < 4; m++) {
                 q[m] = _mm512_and_si512(z[m], m4);
                 q[4 + m] = _mm512_and_si512(_mm512_srli_epi16(z[m], 4), m4);
             }
+            if (kind == K_Q5_0) add_q5_bits(load_u32x16(rp, off + offsetof(block_q5_0, qh)), q);
         } else {
             const __m512i x80 = _mm512_set1_epi8((char)0x80);
             load_t4(rp, off + 2, q);
@@ -133,7 +161,7 @@ INLINE void q80_tile(int64_t nb, const uint8_t *const *rp, const void *a, size_t
         for (int t = 0; t < nt; t++) {
             const int8_t *qa = ((const block_q8_0 *)((const uint8_t *)a + (size_t)t * as) + i)->qs;
             const cpu_act_aux *x = aux_at(a, as, t, soff, i);
-            __m512i s = _mm512_set1_epi32(kind == K_Q4_0 ? x->nsum8 : x->nsum128);
+            __m512i s = _mm512_set1_epi32(kind == K_Q4_0 ? x->nsum8 : kind == K_Q5_0 ? x->nsum16 : x->nsum128);
             if (split) {
                 __m512i s2 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[4], bcast4(qa + 16));
                 for (int m = 0; m < 4; m++) s = _mm512_dpbusd_epi32(s, q[m], bcast4(qa + 4 * m));
@@ -179,10 +207,47 @@ INLINE const block_q8_K *ak_at(const void *a, size_t as, int t, int64_t i) {
     return (const block_q8_K *)((const uint8_t *)a + (size_t)t * as) + i;
 }
 
-INLINE void q4k_tile(int64_t nsb, const uint8_t *const *rp, const void *a, size_t as, int nt, __m512 *acc) {
+/* ---- Q4_1 / Q5_1 weights x Q8_1 activations ------------------------------------
+ * Per block and lane: s = exact sum(q qa) (q unsigned, no offset), then
+ * quant_dot_ref's acc += (dw * da) * s + m * sa, with da and sa the exact
+ * float copies from the activation tail. */
+
+INLINE void q81_tile(int64_t nb, const uint8_t *const *rp, const void *a, size_t as, int nt, __m512 *acc,
+                     int five) {
+    const size_t soff = (nb * sizeof(block_q8_1) + 63) & ~(size_t)63;
+    const size_t bsz = five ? sizeof(block_q5_1) : sizeof(block_q4_1);
+    const size_t qoff = five ? offsetof(block_q5_1, qs) : offsetof(block_q4_1, qs);
+    const __m512i m4 = _mm512_set1_epi8(15);
+    const int split = nt < 4;
+    for (int64_t i = 0; i < nb; i++) {
+        const size_t off = (size_t)i * bsz;
+        prefetch_next(rp, bsz, i, nb);
+        __m512i q[8], z[4];
+        load_t4(rp, off + qoff, z);
+        for (int m = 0; m < 4; m++) {
+            q[m] = _mm512_and_si512(z[m], m4);
+            q[4 + m] = _mm512_and_si512(_mm512_srli_epi16(z[m], 4), m4);
+        }
+        if (five) add_q5_bits(load_u32x16(rp, off + offsetof(block_q5_1, qh)), q);
+        const __m512i dm = load_u32x16(rp, off); /* d | m << 16 */
+        const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
+        const __m512 mw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)));
+        for (int t = 0; t < nt; t++) {
+            const int8_t *qa = ((const block_q8_1 *)((const uint8_t *)a + (size_t)t * as) + i)->qs;
+            const cpu_act_aux *x = aux_at(a, as, t, soff, i);
+            __m512i s = dp_chain(_mm512_setzero_si512(), q, qa, 8, split);
+            __m512 p = _mm512_mul_ps(_mm512_mul_ps(dw, _mm512_set1_ps(x->d)), _mm512_cvtepi32_ps(s));
+            acc[t] = _mm512_add_ps(acc[t], _mm512_add_ps(p, _mm512_mul_ps(mw, _mm512_set1_ps(x->s))));
+        }
+    }
+}
+
+INLINE void q4k_tile(int64_t nsb, const uint8_t *const *rp, const void *a, size_t as, int nt, __m512 *acc,
+                     int five) {
     const __m512i m4 = _mm512_set1_epi8(15), m6 = _mm512_set1_epi32(0x3f3f3f3f);
     const __m512i lo4 = _mm512_set1_epi32(0x0f0f0f0f), hi2 = _mm512_set1_epi32(0x30303030);
-    const size_t bsz = sizeof(block_q4_K);
+    const size_t bsz = five ? sizeof(block_q5_K) : sizeof(block_q4_K);
+    const size_t qoff = five ? offsetof(block_q5_K, qs) : offsetof(block_q4_K, qs);
     const int split = nt < 4;
     for (int64_t i = 0; i < nsb; i++) {
         const size_t off = (size_t)i * bsz;
@@ -213,14 +278,27 @@ INLINE void q4k_tile(int64_t nsb, const uint8_t *const *rp, const void *a, size_
         }
         __m512i sumi[MAXT];
         for (int t = 0; t < nt; t++) sumi[t] = _mm512_setzero_si512();
+        __m512i qh[8]; /* Q5_K: qh[m] lane r = qh[4m..4m+3] of row r */
+        if (five) {
+            load_t4(rp, off + offsetof(block_q5_K, qh), qh);
+            load_t4(rp, off + offsetof(block_q5_K, qh) + 16, qh + 4);
+        }
         for (int c = 0; c < 4; c++) { /* qs[32c..32c+31]: sub-blocks 2c (low nibbles), 2c+1 (high) */
             __m512i z[8];
-            load_t4(rp, off + 16 + 32 * c, z);
-            load_t4(rp, off + 32 + 32 * c, z + 4);
+            load_t4(rp, off + qoff + 32 * c, z);
+            load_t4(rp, off + qoff + 16 + 32 * c, z + 4);
             for (int hi = 0; hi < 2; hi++) {
                 const __m512i sc = byte_k(c < 2 ? sc03 : sc47, (2 * c + hi) & 3);
                 __m512i q[8];
                 for (int m = 0; m < 8; m++) q[m] = _mm512_and_si512(hi ? _mm512_srli_epi16(z[m], 4) : z[m], m4);
+                if (five) { /* bit b = 2c + hi of each qh byte to bit 4 (16-bit shifts: no byte crosses into bit 4) */
+                    const int b = 2 * c + hi;
+                    const __m512i m16 = _mm512_set1_epi8(16);
+                    for (int m = 0; m < 8; m++) {
+                        __m512i u = b <= 4 ? _mm512_slli_epi16(qh[m], 4 - b) : _mm512_srli_epi16(qh[m], b - 4);
+                        q[m] = _mm512_or_si512(q[m], _mm512_and_si512(u, m16));
+                    }
+                }
                 for (int t = 0; t < nt; t++) {
                     const int8_t *qa = ak_at(a, as, t, i)->qs + 64 * c + 32 * hi;
                     __m512i p = dp_chain(_mm512_setzero_si512(), q, qa, 8, split);
@@ -334,8 +412,16 @@ DEFINE_GEMM(q4_0, q80_tile(n / 32, rp, a, as, nt, acc, K_Q4_0))
 DEFINE_DOTN(q4_0)
 DEFINE_GEMM(q8_0, q80_tile(n / 32, rp, a, as, nt, acc, K_Q8_0))
 DEFINE_DOTN(q8_0)
-DEFINE_GEMM(q4_K, q4k_tile(n / 256, rp, a, as, nt, acc))
+DEFINE_GEMM(q5_0, q80_tile(n / 32, rp, a, as, nt, acc, K_Q5_0))
+DEFINE_DOTN(q5_0)
+DEFINE_GEMM(q4_1, q81_tile(n / 32, rp, a, as, nt, acc, 0))
+DEFINE_DOTN(q4_1)
+DEFINE_GEMM(q5_1, q81_tile(n / 32, rp, a, as, nt, acc, 1))
+DEFINE_DOTN(q5_1)
+DEFINE_GEMM(q4_K, q4k_tile(n / 256, rp, a, as, nt, acc, 0))
 DEFINE_DOTN(q4_K)
+DEFINE_GEMM(q5_K, q4k_tile(n / 256, rp, a, as, nt, acc, 1))
+DEFINE_DOTN(q5_K)
 DEFINE_GEMM(q6_K_tile, q6k_tile(n / 256, rp, a, as, nt, acc))
 
 /* Q6_K at one token: the row-by-row AVX-512 kernel, measured faster there
@@ -382,6 +468,38 @@ static float dot_q4_0(int64_t n, const void *w, const void *a) {
     return sum;
 }
 
+static float dot_q5_0(int64_t n, const void *w, const void *a) {
+    const block_q5_0 *x = w;
+    const block_q8_0 *y = a;
+    float sum = 0;
+    for (int64_t i = 0; i < n / 32; i++) {
+        __m256i q = _mm256_or_si256(nibbles32(x[i].qs), _mm256_and_si256(bits32(x[i].qh), _mm256_set1_epi8(16)));
+        __m256i qa = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, qa);
+        p = _mm256_sub_epi32(p, _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(16), qa));
+        sum += h2f(x[i].d) * h2f(y[i].d) * (float)hsum256_epi32(p);
+    }
+    return sum;
+}
+
+/* Q4_1 / Q5_1 (five): quant_dot_ref's (dw * da) * s + m * sa per block. */
+INLINE float dot_q81(int64_t n, const void *w, const void *a, int five) {
+    const block_q8_1 *y = a;
+    float sum = 0;
+    for (int64_t i = 0; i < n / 32; i++) {
+        const block_q4_1 *x4 = (const block_q4_1 *)w + i;
+        const block_q5_1 *x5 = (const block_q5_1 *)w + i;
+        __m256i q = nibbles32(five ? x5->qs : x4->qs);
+        if (five) q = _mm256_or_si256(q, _mm256_and_si256(bits32(x5->qh), _mm256_set1_epi8(16)));
+        __m256i qa = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        int s = hsum256_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), q, qa));
+        sum += h2f(five ? x5->d : x4->d) * h2f(y[i].d) * (float)s + h2f(five ? x5->m : x4->m) * h2f(y[i].s);
+    }
+    return sum;
+}
+static float dot_q4_1(int64_t n, const void *w, const void *a) { return dot_q81(n, w, a, 0); }
+static float dot_q5_1(int64_t n, const void *w, const void *a) { return dot_q81(n, w, a, 1); }
+
 static float dot_q8_0(int64_t n, const void *w, const void *a) {
     const block_q8_0 *x = w, *y = a;
     float sum = 0;
@@ -394,13 +512,17 @@ static float dot_q8_0(int64_t n, const void *w, const void *a) {
     return sum;
 }
 
-/* Q4_K / Q6_K: the AVX-512 (or AVX2) single dot is bit-identical to
- * quant_dot_ref already, as the tiles are. */
+/* Q4_K / Q5_K / Q6_K: the AVX-512 (or AVX2) single dot is bit-identical
+ * to quant_dot_ref already, as the tiles are. */
 static float dot_q4_K(int64_t n, const void *w, const void *a) { return cpu_kernels_avx2.dot[QT_Q4_K](n, w, a); }
+static float dot_q5_K(int64_t n, const void *w, const void *a) { return cpu_kernels_avx2.dot[QT_Q5_K](n, w, a); }
 static float dot_q6_K(int64_t n, const void *w, const void *a) { return cpu_kernels_avx512.dot[QT_Q6_K](n, w, a); }
 
 const cpu_kernel_table cpu_kernels_avx512vnni = {
-    .dot = {[QT_Q4_0] = dot_q4_0, [QT_Q8_0] = dot_q8_0, [QT_Q4_K] = dot_q4_K, [QT_Q6_K] = dot_q6_K},
-    .dotn = {[QT_Q4_0] = dotn_q4_0, [QT_Q8_0] = dotn_q8_0, [QT_Q4_K] = dotn_q4_K, [QT_Q6_K] = dotn_q6_K},
-    .gemm = {[QT_Q4_0] = gemm_q4_0, [QT_Q8_0] = gemm_q8_0, [QT_Q4_K] = gemm_q4_K, [QT_Q6_K] = gemm_q6_K},
+    .dot = {[QT_Q4_0] = dot_q4_0, [QT_Q5_0] = dot_q5_0, [QT_Q4_1] = dot_q4_1, [QT_Q5_1] = dot_q5_1,
+            [QT_Q8_0] = dot_q8_0, [QT_Q4_K] = dot_q4_K, [QT_Q5_K] = dot_q5_K, [QT_Q6_K] = dot_q6_K},
+    .dotn = {[QT_Q4_0] = dotn_q4_0, [QT_Q5_0] = dotn_q5_0, [QT_Q4_1] = dotn_q4_1, [QT_Q5_1] = dotn_q5_1,
+             [QT_Q8_0] = dotn_q8_0, [QT_Q4_K] = dotn_q4_K, [QT_Q5_K] = dotn_q5_K, [QT_Q6_K] = dotn_q6_K},
+    .gemm = {[QT_Q4_0] = gemm_q4_0, [QT_Q5_0] = gemm_q5_0, [QT_Q4_1] = gemm_q4_1, [QT_Q5_1] = gemm_q5_1,
+             [QT_Q8_0] = gemm_q8_0, [QT_Q4_K] = gemm_q4_K, [QT_Q5_K] = gemm_q5_K, [QT_Q6_K] = gemm_q6_K},
 };

@@ -10,7 +10,7 @@
  *    rows are large, go a CPU_FLOAT_KCHUNK column chunk at a time).
  *
  * Where the ISA has a tile kernel (cpu_gemm_fn: AVX-512 VNNI block types,
- * AVX-512 float types) rows go CPU_GEMM_ROWS at a time through it, for one
+ * AVX-512 float types, AVX2 Q4_0 / Q8_0) rows go CPU_GEMM_ROWS at a time through it, for one
  * token too; else row by row through dotn (or dot).
  *
  * X is converted once into the weight type's activation format (Q8_0, Q8_1,

@@ -5,6 +5,7 @@
 #ifndef SLUICE_BACKEND_CPU_SIMD_X86_H
 #define SLUICE_BACKEND_CPU_SIMD_X86_H
 #include <immintrin.h>
+#include <string.h>
 #include "backend/cpu/cpu_kernels.h"
 
 #define INLINE static inline __attribute__((always_inline))
@@ -55,4 +56,23 @@ INLINE void hsums_epi32(const __m256i *v, int nt, int *out) {
     }
     for (int t = 0; t < nt; t++) out[t] = tmp[t];
 }
+
+/* The 32 nibbles of a Q4/Q5 block in element order: bytes 0-15 are the low
+ * nibbles of qs[0..15], bytes 16-31 the high nibbles. */
+INLINE __m256i nibbles32(const uint8_t *qs) {
+    __m128i r = _mm_loadu_si128((const __m128i *)qs);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(r, 4), r), _mm256_set1_epi8(15));
+}
+
+/* Byte i = 0xFF where bit i of the little-endian 32-bit qh is set. */
+INLINE __m256i bits32(const uint8_t *qh) {
+    uint32_t u;
+    memcpy(&u, qh, 4);
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                            2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)u), spread);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+}
+
 #endif

@@ -12,7 +12,10 @@
 // per-invocation sums of a row are combined by a fixed-order tree in
 // shared memory, or with -DSUBGROUP=1 by subgroupAdd and then in subgroup
 // order (needs subgroup arithmetic: vk_kernel_caps.subgroups): the result
-// does not depend on scheduling.
+// does not depend on scheduling. With LANE_ROWS (specialization constant
+// 2, CPU devices) each invocation sums a whole row alone instead: 16
+// interleaved sums and a fixed tree for F32/F16, units in order for the
+// block types; as deterministic, in a different order.
 // Mirror of the push constants: vk_push_mul_mat_vec in backend/vulkan/ops.h.
 #version 450
 #extension GL_GOOGLE_include_directive : require
@@ -22,6 +25,11 @@
 
 layout(constant_id = 0) const uint BLOCK = 128;
 layout(constant_id = 1) const uint ROWS = 1;  // rows per workgroup, <= BLOCK
+// LANE_ROWS: each invocation takes a whole row alone, BLOCK rows per
+// workgroup (ROWS then 1, unused), no reduction. For CPU devices: every
+// lane reads the same x address at once (cheap there), but W reads do not
+// coalesce, so GPUs keep the default split path.
+layout(constant_id = 2) const bool LANE_ROWS = false;
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 
 layout(binding = 0) readonly buffer W { uint wq[]; };
@@ -162,6 +170,35 @@ float unit_dot(uint wb, uint xb, uint j) {
 
 void main() {
     const uint tid = gl_LocalInvocationID.x;
+    if (LANE_ROWS) {
+        const uint row = p.row0 + gl_WorkGroupID.x * BLOCK + tid;
+        if (row >= p.rows) return;
+        const uint wrow = p.w_off + row * p.row_bytes;
+#if defined(W_F32) || defined(W_F16)
+        // 16 interleaved sums (element c into a[c / 4 % 4][c % 4]),
+        // combined by a fixed tree: rounding close to the split path's
+        vec4 a[4] = vec4[4](vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+        const uint n = p.cols;
+#define LANE_TERM(c) ((c) < n ? w_elem(wrow, c) * x[p.x_off + (c)] : 0.0)
+        for (uint c = 0u; c < n; c += 16u)
+            for (uint q = 0u; q < 4u; q++) {
+                const uint e = c + 4u * q;
+                a[q] += vec4(LANE_TERM(e), LANE_TERM(e + 1u), LANE_TERM(e + 2u), LANE_TERM(e + 3u));
+            }
+#undef LANE_TERM
+        const vec4 v = (a[0] + a[1]) + (a[2] + a[3]);
+        const float s = (v.x + v.y) + (v.z + v.w);
+#else
+        // units in order (each already a 32-element fixed-order sum)
+        float s = 0.0;
+        const uint n_units = p.cols / 32u;
+        for (uint u = 0u; u < n_units; u++)
+            s += unit_dot(wrow + (u / UNITS) * QB_BYTES, p.x_off + 32u * u, u % UNITS);
+#endif
+        y[p.y_off + row] = s;
+        return;
+    }
+
     const uint row_base = p.row0 + gl_WorkGroupID.x * ROWS;
     if (row_base >= p.rows) return;  // uniform over the workgroup
 

@@ -44,8 +44,8 @@ static void print_text(const vk_instance *inst, int pick) {
                yn(d->int8), yn(d->storage16), yn(d->storage8), yn(d->int_dot));
         printf("  limits        maxStorageBufferRange %llu, maxMemoryAllocationSize %llu, shared memory %u\n",
                (unsigned long long)d->max_storage_buffer_range, (unsigned long long)d->max_alloc, d->max_shared);
-        printf("  kernels       %s reductions, %s arithmetic%s\n", k.subgroups ? "subgroup" : "shared-memory",
-               k.fp16 ? "fp16" : "fp32", k.int_dot ? ", int8 dot" : "");
+        printf("  kernels       %s reductions, %s arithmetic%s, mat-vec %s\n", k.subgroups ? "subgroup" : "shared-memory",
+               k.fp16 ? "fp16" : "fp32", k.int_dot ? ", int8 dot" : "", k.lane_rows ? "row per lane" : "split rows");
     }
     if (pick >= 0) printf("\n--backend auto uses device %d\n", pick);
     else printf("\n--backend auto uses the CPU engine (no discrete or integrated GPU)\n");
@@ -93,6 +93,7 @@ static cJSON *device_json(const vk_device_info *d, uint32_t i, bool picked) {
     cJSON_AddBoolToObject(ko, "subgroups", k.subgroups);
     cJSON_AddBoolToObject(ko, "fp16", k.fp16);
     cJSON_AddBoolToObject(ko, "int_dot", k.int_dot);
+    cJSON_AddBoolToObject(ko, "lane_rows", k.lane_rows);
     return o;
 }
 #endif

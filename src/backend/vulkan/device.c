@@ -72,6 +72,7 @@ vk_kernel_caps vk_kernel_caps_for(const vk_device_info *d) {
         .subgroups = d->subgroup_arith && d->subgroup_size >= 4 && !env_on("SLUICE_VK_DISABLE_SUBGROUPS"),
         .fp16 = d->fp16 && d->storage16 && !env_on("SLUICE_VK_DISABLE_FP16"),
         .int_dot = d->int_dot && d->int8 && d->storage8 && !env_on("SLUICE_VK_DISABLE_INT_DOT"),
+        .lane_rows = d->type == VK_DEV_CPU && !env_on("SLUICE_VK_MMV_SPLIT"),
     };
     return k;
 }

@@ -55,6 +55,9 @@ typedef struct vk_kernel_caps {
     bool subgroups;  /* subgroup reductions instead of shared memory */
     bool fp16;       /* fp16 arithmetic and 16-bit storage */
     bool int_dot;    /* packed int8 dot products */
+    bool lane_rows;  /* matrix x vector with one row per invocation: CPU devices
+                        (lavapipe), unless SLUICE_VK_MMV_SPLIT=1 asks for the
+                        GPU layout (lanes split a row's columns) */
 } vk_kernel_caps;
 vk_kernel_caps vk_kernel_caps_for(const vk_device_info *d);
 

@@ -2,7 +2,6 @@
  * geometry (split where it exceeds the device's workgroup-count limit). */
 #include "backend/vulkan/ops.h"
 #include <math.h>
-#include <stdlib.h>
 #include "backend/vulkan/vk_internal.h"
 
 #define RMS_NORM_BLOCK 128 /* power of two, <= the guaranteed 128 invocations */
@@ -77,11 +76,9 @@ sluice_status vk_op_mul_mat_vec(vk_device *d, qtype t, vk_buffer *w, uint64_t w_
                            rows, cols, (unsigned long long)w_off);
     if ((x_off + cols) * sizeof(float) > x->size || (y_off + rows) * sizeof(float) > y->size)
         return sluice_fail(err, SLUICE_ERR_ARG, "mul_mat_vec: x (%u) or y (%u) does not fit its buffer", cols, rows);
-    /* CPU devices: one row per invocation (spec constant 2, see the
-     * shader), MUL_MAT_VEC_BLOCK rows per workgroup. SLUICE_VK_MMV_SPLIT=1
-     * forces the GPU (split) path, e.g. to test it on lavapipe. */
-    const char *split = getenv("SLUICE_VK_MMV_SPLIT"); /* "1": GPU path anywhere */
-    const bool lane_rows = d->info.type == VK_DEV_CPU && !(split && split[0] == '1');
+    /* caps.lane_rows (CPU devices): one row per invocation (spec constant 2,
+     * see the shader), MUL_MAT_VEC_BLOCK rows per workgroup. */
+    const bool lane_rows = d->caps.lane_rows;
     const uint32_t rpw = lane_rows ? MUL_MAT_VEC_BLOCK : MUL_MAT_VEC_ROWS;
     const uint32_t spec[] = {MUL_MAT_VEC_BLOCK, lane_rows ? 1 : rpw, lane_rows};
     vk_shader_id id = d->caps.subgroups ? mt->subgroup : mt->shared;

@@ -7,7 +7,7 @@
 //
 // One workgroup per ROWS rows (specialization constant 1, <= BLOCK). Its
 // BLOCK invocations (specialization constant 0, a power of two) take each
-// row's units in turn: single elements for F32 and F16, 32-element
+// row's units in turn: single elements for F32, F16 and BF16, 32-element
 // sub-blocks for the block types, each summed in a fixed order. The
 // per-invocation sums of a row are combined by a fixed-order tree in
 // shared memory, or with -DSUBGROUP=1 by subgroupAdd and then in subgroup
@@ -51,19 +51,7 @@ layout(push_constant) uniform P {
 
 shared float partial[ROWS * BLOCK];  // (row, invocation or subgroup)
 
-#if defined(W_F32) || defined(W_F16)
-// Element c of the row starting at byte wrow.
-float w_elem(uint wrow, uint c) {
-#if defined(W_F32)
-    return uintBitsToFloat(wq[(wrow >> 2) + c]);
-#else
-    const uint h = (wrow >> 1) + c;  // index in halves
-    const vec2 v = unpackHalf2x16(wq[h >> 1]);
-    return (h & 1u) != 0u ? v.y : v.x;
-#endif
-}
-#else
-#define UNITS (QB_ELEMS / 32u)  // 32-element units per block
+#if !defined(WQ_PLAIN)
 
 // Dot product of unit j (elements 32j..32j+31) of the block at byte wb
 // with x[xb .. xb+31].
@@ -174,12 +162,12 @@ void main() {
         const uint row = p.row0 + gl_WorkGroupID.x * BLOCK + tid;
         if (row >= p.rows) return;
         const uint wrow = p.w_off + row * p.row_bytes;
-#if defined(W_F32) || defined(W_F16)
+#if defined(WQ_PLAIN)
         // 16 interleaved sums (element c into a[c / 4 % 4][c % 4]),
         // combined by a fixed tree: rounding close to the split path's
         vec4 a[4] = vec4[4](vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
         const uint n = p.cols;
-#define LANE_TERM(c) ((c) < n ? w_elem(wrow, c) * x[p.x_off + (c)] : 0.0)
+#define LANE_TERM(c) ((c) < n ? wq_elem(wrow, c) * x[p.x_off + (c)] : 0.0)
         for (uint c = 0u; c < n; c += 16u)
             for (uint q = 0u; q < 4u; q++) {
                 const uint e = c + 4u * q;
@@ -193,7 +181,7 @@ void main() {
         float s = 0.0;
         const uint n_units = p.cols / 32u;
         for (uint u = 0u; u < n_units; u++)
-            s += unit_dot(wrow + (u / UNITS) * QB_BYTES, p.x_off + 32u * u, u % UNITS);
+            s += unit_dot(wrow + (u / WQ_UNITS) * QB_BYTES, p.x_off + 32u * u, u % WQ_UNITS);
 #endif
         y[p.y_off + row] = s;
         return;
@@ -208,12 +196,12 @@ void main() {
         float s = 0.0;
         if (row < p.rows) {  // uniform over the workgroup
             const uint wrow = p.w_off + row * p.row_bytes;
-#if defined(W_F32) || defined(W_F16)
-            for (uint c = tid; c < p.cols; c += BLOCK) s += w_elem(wrow, c) * x[p.x_off + c];
+#if defined(WQ_PLAIN)
+            for (uint c = tid; c < p.cols; c += BLOCK) s += wq_elem(wrow, c) * x[p.x_off + c];
 #else
             const uint n_units = p.cols / 32u;
             for (uint u = tid; u < n_units; u += BLOCK)
-                s += unit_dot(wrow + (u / UNITS) * QB_BYTES, p.x_off + 32u * u, u % UNITS);
+                s += unit_dot(wrow + (u / WQ_UNITS) * QB_BYTES, p.x_off + 32u * u, u % WQ_UNITS);
 #endif
         }
 #ifdef SUBGROUP

@@ -2,7 +2,7 @@
 // uint32 words (no 8/16-bit storage needed, so every device takes this
 // path). The including shader declares `wq[]` (uint, the raw weight bytes,
 // little-endian) before including this file, and defines one W_<TYPE>
-// (W_F32, W_F16, W_Q4_0, ...). Block layouts: model/quant.h, the ground
+// (W_F32, W_F16, W_BF16, W_Q4_0, ...). Block layouts: model/quant.h, the ground
 // truth they must match byte for byte.
 
 // 4 bytes at byte offset off (any alignment), little-endian.
@@ -25,7 +25,7 @@ int i8_of(uint v, uint t) { return bitfieldExtract(int(v), int(8u * t), 8); }
 #if defined(W_F32)
 #define QB_ELEMS 1u
 #define QB_BYTES 4u
-#elif defined(W_F16)
+#elif defined(W_F16) || defined(W_BF16)
 #define QB_ELEMS 1u
 #define QB_BYTES 2u
 #elif defined(W_Q4_0)
@@ -53,7 +53,7 @@ int i8_of(uint v, uint t) { return bitfieldExtract(int(v), int(8u * t), 8); }
 #define QB_ELEMS 256u
 #define QB_BYTES 210u
 #else
-#error "define the weight type: W_F32, W_F16, W_Q4_0, W_Q4_1, W_Q5_0, W_Q5_1, W_Q8_0, W_Q4_K, W_Q5_K or W_Q6_K"
+#error "define the weight type: W_F32, W_F16, W_BF16, W_Q4_0, W_Q4_1, W_Q5_0, W_Q5_1, W_Q8_0, W_Q4_K, W_Q5_K or W_Q6_K"
 #endif
 
 #if defined(W_Q4_K) || defined(W_Q5_K)
@@ -64,5 +64,125 @@ uvec2 k_scale_min(uint wb, uint j) {
     if (j < 4u) return uvec2(wq_u8(s + j) & 63u, wq_u8(s + j + 4u) & 63u);
     const uint lo = wq_u8(s + j + 4u);
     return uvec2((lo & 15u) | ((wq_u8(s + j - 4u) >> 6) << 4), (lo >> 4) | ((wq_u8(s + j) >> 6) << 4));
+}
+#endif
+
+#if defined(W_F32) || defined(W_F16) || defined(W_BF16)
+#define WQ_PLAIN 1  // one element per "block": no units
+// Element c of the row starting at byte wrow, widened to float (exact).
+float wq_elem(uint wrow, uint c) {
+#if defined(W_F32)
+    return uintBitsToFloat(wq[(wrow >> 2) + c]);
+#else
+    const uint h = (wrow >> 1) + c;  // index in halves
+    const uint bits = (wq[h >> 1] >> ((h & 1u) * 16u)) & 0xffffu;
+#if defined(W_F16)
+    return unpackHalf2x16(bits).x;
+#else
+    return uintBitsToFloat(bits << 16);
+#endif
+#endif
+}
+#else
+#define WQ_UNITS (QB_ELEMS / 32u)  // 32-element units per block
+
+// Unit j (elements 32j..32j+31) of the block at byte wb, dequantized to
+// v[0..31], each element formed exactly as quant_dequantize_row_ref forms
+// it (`precise`: no fused multiply-add), so results match the CPU bit for
+// bit.
+void wq_unit(uint wb, uint j, out float v[32]) {
+#if defined(W_Q4_0) || defined(W_Q4_1) || defined(W_Q5_0) || defined(W_Q5_1)
+    // low nibbles are elements 0..15, high nibbles 16..31
+#if defined(W_Q4_0)
+    const uint qs = wb + 2u;
+#elif defined(W_Q4_1)
+    const uint qs = wb + 4u;
+#elif defined(W_Q5_0)
+    const uint qs = wb + 6u, qh = wq_u32(wb + 2u);
+#else
+    const uint qs = wb + 8u, qh = wq_u32(wb + 4u);
+#endif
+    const float dd = wq_f16(wb);
+#if defined(W_Q4_1) || defined(W_Q5_1)
+    const float m = wq_f16(wb + 2u);
+#define WQ(q) (dd * float(q) + m)
+#elif defined(W_Q4_0)
+#define WQ(q) (dd * float(int(q) - 8))
+#else
+#define WQ(q) (dd * float(int(q) - 16))
+#endif
+    for (uint k = 0u; k < 4u; k++) {
+        const uint q = wq_u32(qs + 4u * k);
+        for (uint t = 0u; t < 4u; t++) {
+            const uint e = 4u * k + t;
+            uint lo = (q >> (8u * t)) & 15u, hi = (q >> (8u * t + 4u)) & 15u;
+#if defined(W_Q5_0) || defined(W_Q5_1)
+            lo |= ((qh >> e) & 1u) << 4;
+            hi |= ((qh >> (e + 16u)) & 1u) << 4;
+#endif
+            precise float a = WQ(lo), b = WQ(hi);
+            v[e] = a;
+            v[e + 16u] = b;
+        }
+    }
+#undef WQ
+
+#elif defined(W_Q8_0)
+    const float dd = wq_f16(wb);
+    for (uint k = 0u; k < 8u; k++) {
+        const uint q = wq_u32(wb + 2u + 4u * k);
+        for (uint t = 0u; t < 4u; t++) {
+            precise float y = dd * float(i8_of(q, t));
+            v[4u * k + t] = y;
+        }
+    }
+
+#elif defined(W_Q4_K) || defined(W_Q5_K)
+    // (d * sc) * q - dmin * mn; q: nibble (j odd: high) of qs[32 (j/2) + l],
+    // Q5_K: bit j of qh[l] on top
+    const uvec2 sm = k_scale_min(wb, j);
+    precise float dsc = wq_f16(wb) * float(sm.x), dmn = wq_f16(wb + 2u) * float(sm.y);
+#if defined(W_Q4_K)
+    const uint qs = wb + 16u + 32u * (j >> 1);
+#else
+    const uint qs = wb + 48u + 32u * (j >> 1), qh = wb + 16u;
+#endif
+    const uint nib = 4u * (j & 1u);
+    for (uint k = 0u; k < 8u; k++) {
+        const uint q = wq[(qs >> 2) + k];
+#if defined(W_Q5_K)
+        const uint h = wq[(qh >> 2) + k];
+#endif
+        for (uint t = 0u; t < 4u; t++) {
+            uint b = (q >> (8u * t + nib)) & 15u;
+#if defined(W_Q5_K)
+            b |= ((h >> (8u * t + j)) & 1u) << 4;
+#endif
+            precise float y = dsc * float(b) - dmn;
+            v[4u * k + t] = y;
+        }
+    }
+
+#elif defined(W_Q6_K)
+    // unit j = 4h + s: elements 128h + 32s + l; low 4 bits from
+    // ql[64h + 32(s&1) + l] (high nibble when s >= 2), top 2 bits from
+    // qh[32h + l] >> 2s; groups of 16 share a signed scale:
+    // (d * scale) * (q - 32)
+    const uint h = j >> 2, s = j & 3u;
+    const uint ql = wb + 64u * h + 32u * (s & 1u), qh = wb + 128u + 32u * h;
+    const uint nib = 4u * (s >> 1);
+    const float dd = wq_f16(wb + 208u);
+    const uint sc = wb + 192u + 2u * j;  // scales[16], groups 2j and 2j+1
+    precise float ds0 = dd * float(bitfieldExtract(int(wq_u8(sc)), 0, 8));
+    precise float ds1 = dd * float(bitfieldExtract(int(wq_u8(sc + 1u)), 0, 8));
+    for (uint k = 0u; k < 8u; k++) {
+        const uint lq = wq_u32(ql + 4u * k), hq = wq_u32(qh + 4u * k);
+        for (uint t = 0u; t < 4u; t++) {
+            const uint b = ((lq >> (8u * t + nib)) & 15u) | (((hq >> (8u * t + 2u * s)) & 3u) << 4);
+            precise float y = (k < 4u ? ds0 : ds1) * float(int(b) - 32);
+            v[4u * k + t] = y;
+        }
+    }
+#endif
 }
 #endif

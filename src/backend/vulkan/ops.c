@@ -45,14 +45,17 @@ sluice_status vk_op_rms_norm(vk_device *d, vk_buffer *x, vk_buffer *w, vk_buffer
  * quant.h's enum). block == 0: not supported. */
 typedef struct mmv_type {
     uint32_t block, block_bytes;
-    vk_shader_id shared, subgroup;
+    vk_shader_id shared, subgroup; /* mul_mat_vec variants */
+    vk_shader_id get_rows, mul_mat;
 } mmv_type;
 
-#define MMV(t, b, bb, id) [QT_##t] = {b, bb, VK_SHADER_MUL_MAT_VEC_##id, VK_SHADER_MUL_MAT_VEC_##id##_SUBGROUP}
+#define MMV(t, b, bb, id)                                                                              \
+    [QT_##t] = {b, bb, VK_SHADER_MUL_MAT_VEC_##id, VK_SHADER_MUL_MAT_VEC_##id##_SUBGROUP, VK_SHADER_GET_ROWS_##id, \
+                VK_SHADER_MUL_MAT_##id}
 static const mmv_type mmv_types[QT_COUNT] = {
-    MMV(F32, 1, 4, F32),       MMV(F16, 1, 2, F16),       MMV(Q4_0, 32, 18, Q4_0), MMV(Q4_1, 32, 20, Q4_1),
-    MMV(Q5_0, 32, 22, Q5_0),   MMV(Q5_1, 32, 24, Q5_1),   MMV(Q8_0, 32, 34, Q8_0), MMV(Q4_K, 256, 144, Q4_K),
-    MMV(Q5_K, 256, 176, Q5_K), MMV(Q6_K, 256, 210, Q6_K),
+    MMV(F32, 1, 4, F32),       MMV(F16, 1, 2, F16),       MMV(BF16, 1, 2, BF16),   MMV(Q4_0, 32, 18, Q4_0),
+    MMV(Q4_1, 32, 20, Q4_1),   MMV(Q5_0, 32, 22, Q5_0),   MMV(Q5_1, 32, 24, Q5_1), MMV(Q8_0, 32, 34, Q8_0),
+    MMV(Q4_K, 256, 144, Q4_K), MMV(Q5_K, 256, 176, Q5_K), MMV(Q6_K, 256, 210, Q6_K),
 };
 #undef MMV
 
@@ -101,16 +104,81 @@ sluice_status vk_op_mul_mat_vec(vk_device *d, qtype t, vk_buffer *w, uint64_t w_
     return SLUICE_OK;
 }
 
+/* ---- mul_mat ---- */
+
+/* LANE_ROWS layout (CPU devices): rows per workgroup and tokens per
+ * invocation; tiled layout (GPUs): the shader's fixed 64 x 32 tile of 128
+ * invocations. */
+#define MUL_MAT_LANE_BLOCK 64
+#define MUL_MAT_LANE_TOKS 8
+#define MUL_MAT_TILE_ROWS 64
+#define MUL_MAT_TILE_TOKS 32
+
+bool vk_mul_mat_supports(qtype t) { return vk_mul_mat_vec_supports(t); }
+
+sluice_status vk_op_mul_mat(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off, vk_buffer *x, uint64_t x_off,
+                            uint32_t x_stride, vk_buffer *y, uint64_t y_off, uint32_t y_stride, uint32_t rows,
+                            uint32_t cols, uint32_t n_tok, sluice_error *err) {
+    if (!vk_mul_mat_supports(t))
+        return sluice_fail(err, SLUICE_ERR_UNSUPPORTED, "mul_mat: weight type %d not supported", (int)t);
+    const mmv_type *mt = &mmv_types[t];
+    if (!rows || !cols || !n_tok) return SLUICE_OK;
+    if (cols % mt->block)
+        return sluice_fail(err, SLUICE_ERR_ARG, "mul_mat: %u columns, not a multiple of the block (%u)", cols,
+                           mt->block);
+    if (w_off % 4)
+        return sluice_fail(err, SLUICE_ERR_ARG, "mul_mat: weight offset %llu not a multiple of 4",
+                           (unsigned long long)w_off);
+    if (x_stride < cols || y_stride < rows)
+        return sluice_fail(err, SLUICE_ERR_ARG, "mul_mat: strides x %u / y %u below the row lengths %u / %u",
+                           x_stride, y_stride, cols, rows);
+    uint64_t row_bytes = (uint64_t)cols / mt->block * mt->block_bytes;
+    uint64_t w_end = (w_off + row_bytes * rows + 3) / 4 * 4;
+    if (w_end > w->size || w_end > UINT32_MAX)
+        return sluice_fail(err, SLUICE_ERR_ARG, "mul_mat: (%u x %u) weights from byte %llu do not fit their buffer",
+                           rows, cols, (unsigned long long)w_off);
+    uint64_t x_end = x_off + (uint64_t)(n_tok - 1) * x_stride + cols;
+    uint64_t y_end = y_off + (uint64_t)(n_tok - 1) * y_stride + rows;
+    if (x_end * sizeof(float) > x->size || y_end * sizeof(float) > y->size || x_end > UINT32_MAX ||
+        y_end > UINT32_MAX)
+        return sluice_fail(err, SLUICE_ERR_ARG, "mul_mat: x (%u x %u) or y (%u x %u) does not fit its buffer", n_tok,
+                           cols, n_tok, rows);
+    const bool lane = d->caps.lane_rows;
+    const uint32_t spec[] = {lane ? MUL_MAT_LANE_BLOCK : 128, MUL_MAT_LANE_TOKS, lane};
+    const uint32_t tile_r = lane ? MUL_MAT_LANE_BLOCK : MUL_MAT_TILE_ROWS;
+    const uint32_t tile_t = lane ? MUL_MAT_LANE_TOKS : MUL_MAT_TILE_TOKS;
+    vk_pipeline *p = vk_pipeline_get(d, mt->mul_mat, 3, sizeof(vk_push_mul_mat), spec, 3, err);
+    if (!p) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
+    vk_buffer *bufs[] = {w, x, y};
+    /* dispatches split where the tile counts exceed the device's limits */
+    uint64_t max_r = (uint64_t)d->info.max_wg_count[0] * tile_r, max_t = (uint64_t)d->info.max_wg_count[1] * tile_t;
+    for (uint64_t t0 = 0; t0 < n_tok; t0 += max_t) {
+        uint64_t nt = n_tok - t0 < max_t ? n_tok - t0 : max_t;
+        for (uint64_t r0 = 0; r0 < rows; r0 += max_r) {
+            uint64_t nr = rows - r0 < max_r ? rows - r0 : max_r;
+            vk_push_mul_mat pc = {.rows = rows,
+                                  .cols = cols,
+                                  .n_tok = n_tok,
+                                  .row_bytes = (uint32_t)row_bytes,
+                                  .w_off = (uint32_t)w_off,
+                                  .x_off = (uint32_t)x_off,
+                                  .x_stride = x_stride,
+                                  .y_off = (uint32_t)y_off,
+                                  .y_stride = y_stride,
+                                  .row0 = (uint32_t)r0,
+                                  .tok0 = (uint32_t)t0};
+            sluice_status st = vk_record_dispatch(d, p, bufs, &pc, (uint32_t)((nr + tile_r - 1) / tile_r),
+                                                  (uint32_t)((nt + tile_t - 1) / tile_t), 1, err);
+            if (st != SLUICE_OK) return st;
+        }
+    }
+    return SLUICE_OK;
+}
+
 /* ---- get_rows ---- */
 
 #define GET_ROWS_BLOCK 64 /* <= the guaranteed 128 invocations */
 
-#define GR(t, id) [QT_##t] = VK_SHADER_GET_ROWS_##id
-static const vk_shader_id get_rows_ids[QT_COUNT] = {
-    GR(F32, F32),   GR(F16, F16),   GR(Q4_0, Q4_0), GR(Q4_1, Q4_1), GR(Q5_0, Q5_0),
-    GR(Q5_1, Q5_1), GR(Q8_0, Q8_0), GR(Q4_K, Q4_K), GR(Q5_K, Q5_K), GR(Q6_K, Q6_K),
-};
-#undef GR
 
 bool vk_get_rows_supports(qtype t) { return vk_mul_mat_vec_supports(t); }
 
@@ -137,7 +205,7 @@ sluice_status vk_op_get_rows(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off
         return sluice_fail(err, SLUICE_ERR_ARG, "get_rows: ids (%u) or rows (%u x %u) do not fit their buffers", n_tok,
                            n_tok, cols);
     const uint32_t spec[] = {GET_ROWS_BLOCK};
-    vk_pipeline *p = vk_pipeline_get(d, get_rows_ids[t], 3, sizeof(vk_push_get_rows), spec, 1, err);
+    vk_pipeline *p = vk_pipeline_get(d, mmv_types[t].get_rows, 3, sizeof(vk_push_get_rows), spec, 1, err);
     if (!p) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
     vk_buffer *bufs[] = {w, ids, dst};
     uint32_t max_groups = d->info.max_wg_count[0];

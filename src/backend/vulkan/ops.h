@@ -37,8 +37,8 @@ typedef struct vk_push_mul_mat_vec {
 } vk_push_mul_mat_vec;
 _Static_assert(sizeof(vk_push_mul_mat_vec) == 32, "mul_mat_vec push constants");
 
-/* True when vk_op_mul_mat_vec takes weights of type t: F32, F16, Q4_0,
- * Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K. */
+/* True when vk_op_mul_mat_vec takes weights of type t: F32, F16, BF16,
+ * Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K. */
 bool vk_mul_mat_vec_supports(qtype t);
 
 /* y[y_off + r] = sum_c W[r, c] * x[x_off + c]  for r < rows: matrix times
@@ -54,6 +54,44 @@ bool vk_mul_mat_vec_supports(qtype t);
  * offsets that do not fit. */
 sluice_status vk_op_mul_mat_vec(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off, vk_buffer *x, uint64_t x_off,
                                 vk_buffer *y, uint64_t y_off, uint32_t rows, uint32_t cols, sluice_error *err);
+
+/* Push constants of shaders/mul_mat.comp; keep the two in step. */
+typedef struct vk_push_mul_mat {
+    uint32_t rows;
+    uint32_t cols;
+    uint32_t n_tok;
+    uint32_t row_bytes; /* bytes from one row of W to the next */
+    uint32_t w_off;     /* bytes, multiple of 4 */
+    uint32_t x_off;     /* floats */
+    uint32_t x_stride;  /* floats from one token's x to the next */
+    uint32_t y_off;     /* floats */
+    uint32_t y_stride;  /* floats from one token's y to the next */
+    uint32_t row0;      /* first row of this dispatch */
+    uint32_t tok0;      /* first token of this dispatch */
+    uint32_t pad;
+} vk_push_mul_mat;
+_Static_assert(sizeof(vk_push_mul_mat) == 48, "mul_mat push constants");
+
+/* True when vk_op_mul_mat takes weights of type t (the types of
+ * vk_mul_mat_vec_supports). */
+bool vk_mul_mat_supports(qtype t);
+
+/* y[y_off + k * y_stride + r] = sum_c W[r, c] * x[x_off + k * x_stride + c]
+ * for r < rows, k < n_tok: matrix times matrix for prompt batches. W as
+ * for vk_op_mul_mat_vec (raw GGUF bytes of type t from byte w_off, a
+ * multiple of 4; cols a multiple of t's block size); x: n_tok rows of
+ * cols F32, x_stride >= cols floats apart; y: n_tok rows of rows F32,
+ * y_stride >= rows apart, not overlapping x. Each output is a fixed-order
+ * sum that does not depend on n_tok or on the other tokens of the batch
+ * (batch-invariant, bit-identical reruns). One row per invocation with a
+ * few tokens each on CPU devices (vk_kernel_caps.lane_rows), 64 x 32
+ * shared-memory tiles elsewhere. The CPU reference is
+ * quant_dequantize_row_ref then a dot product per (row, token). Fails with
+ * SLUICE_ERR_UNSUPPORTED for other types and SLUICE_ERR_ARG for shapes,
+ * strides or offsets that do not fit. */
+sluice_status vk_op_mul_mat(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off, vk_buffer *x, uint64_t x_off,
+                            uint32_t x_stride, vk_buffer *y, uint64_t y_off, uint32_t y_stride, uint32_t rows,
+                            uint32_t cols, uint32_t n_tok, sluice_error *err);
 
 /* Push constants of shaders/get_rows.comp; keep the two in step. */
 typedef struct vk_push_get_rows {

@@ -1,0 +1,140 @@
+// mul_mat.comp — matrix times matrix for prompt batches:
+//   y[y_off + t * y_stride + r] = sum_c W[r, c] * x[x_off + t * x_stride + c]
+//   for r < rows, t < n_tok
+// W: (rows, cols) in its GGUF weight type, raw bytes at byte w_off (a
+// multiple of 4) of binding 0, rows row_bytes apart, dequantized here
+// (common/wq.glsl; weights stay quantized in device memory); x: n_tok rows
+// of F32 activations; y: n_tok rows of F32 outputs.
+//
+// Every output is one fixed-order sum over the columns, whatever tile or
+// dispatch it falls in: a token's result does not depend on which other
+// tokens share the batch (batch-invariant) nor on scheduling (bit-identical
+// reruns). Two layouts, chosen by specialization constant 2:
+//
+// LANE_ROWS (CPU devices such as lavapipe): each invocation owns one row
+// and TOKS tokens (specialization constant 1); it dequantizes each
+// 32-column unit of its row once into registers and multiplies it into all
+// TOKS tokens. Lanes of a workgroup read the same x addresses (cheap on a
+// CPU) and the decode cost is shared by TOKS tokens. Sum order: per unit a
+// 32-term sum, units added in order.
+//
+// Tiled (GPUs): a workgroup of 128 invocations computes a 64-row x 32-token
+// tile. Per 32-column step, invocations 0..63 decode one unit of one row
+// each into shared memory while 64..127 load the 32 x 32 activation tile;
+// then each invocation accumulates a 4 x 4 block of outputs from shared
+// memory (rows tid % 16 + 16 i, tokens tid / 16 + 8 j). Sum order: column
+// by column, in order.
+// Mirror of the push constants: vk_push_mul_mat in backend/vulkan/ops.h.
+#version 450
+#extension GL_GOOGLE_include_directive : require
+
+layout(constant_id = 0) const uint BLOCK = 128;  // invocations; 128 in the tiled layout
+layout(constant_id = 1) const uint TOKS = 8;     // LANE_ROWS: tokens per invocation, <= 16
+layout(constant_id = 2) const bool LANE_ROWS = false;
+layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
+
+layout(binding = 0) readonly buffer W { uint wq[]; };
+layout(binding = 1) readonly buffer X { float x[]; };
+layout(binding = 2) writeonly buffer Y { float y[]; };
+
+layout(push_constant) uniform P {
+    uint rows;
+    uint cols;
+    uint n_tok;
+    uint row_bytes;  // bytes from one row of W to the next
+    uint w_off;      // bytes, multiple of 4
+    uint x_off;      // floats
+    uint x_stride;   // floats from one token's x to the next
+    uint y_off;      // floats
+    uint y_stride;   // floats from one token's y to the next
+    uint row0;       // first row of this dispatch
+    uint tok0;       // first token of this dispatch
+    uint pad;
+} p;
+
+#include "common/wq.glsl"
+
+// Columns 32u..32u+31 of the row starting at byte wrow, dequantized
+// (plain types: zero beyond cols).
+void row_unit(uint wrow, uint u, out float v[32]) {
+#if defined(WQ_PLAIN)
+    const uint c0 = 32u * u;
+    for (uint e = 0u; e < 32u; e++) v[e] = c0 + e < p.cols ? wq_elem(wrow, c0 + e) : 0.0;
+#else
+    wq_unit(wrow + (u / WQ_UNITS) * QB_BYTES, u % WQ_UNITS, v);
+#endif
+}
+
+const uint TM = 64u, TN = 32u;  // tiled layout: rows x tokens per workgroup
+shared float ws[TM * 33u];      // (row, column) of the current 32 columns, padded
+shared float xs[TN * 33u];      // (token, column)
+
+void main() {
+    const uint tid = gl_LocalInvocationID.x;
+    const uint n_units = (p.cols + 31u) / 32u;
+    if (LANE_ROWS) {
+        const uint row = p.row0 + gl_WorkGroupID.x * BLOCK + tid;
+        const uint t0 = p.tok0 + gl_WorkGroupID.y * TOKS;
+        if (row >= p.rows || t0 >= p.n_tok) return;
+        const uint nt = min(TOKS, p.n_tok - t0);  // uniform over the workgroup
+        const uint wrow = p.w_off + row * p.row_bytes;
+        float acc[16];
+        for (uint j = 0u; j < TOKS; j++) acc[j] = 0.0;
+        for (uint u = 0u; u < n_units; u++) {
+            float v[32];
+            row_unit(wrow, u, v);
+            const uint xc = p.x_off + t0 * p.x_stride + 32u * u;
+            for (uint j = 0u; j < nt; j++) {
+                const uint xb = xc + j * p.x_stride;
+#if defined(WQ_PLAIN)
+                const uint ne = min(32u, p.cols - 32u * u);
+#else
+                const uint ne = 32u;
+#endif
+                float s = 0.0;
+                for (uint e = 0u; e < ne; e++) s += v[e] * x[xb + e];
+                acc[j] += s;
+            }
+        }
+        for (uint j = 0u; j < nt; j++) y[p.y_off + (t0 + j) * p.y_stride + row] = acc[j];
+        return;
+    }
+
+    const uint rb = p.row0 + gl_WorkGroupID.x * TM, tb = p.tok0 + gl_WorkGroupID.y * TN;
+    if (rb >= p.rows || tb >= p.n_tok) return;  // uniform over the workgroup
+    const uint tr = tid % 16u, tc = tid / 16u;
+    float acc[16];
+    for (uint i = 0u; i < 16u; i++) acc[i] = 0.0;
+    for (uint u = 0u; u < n_units; u++) {
+        if (tid < TM) {
+            float v[32];
+            const uint row = rb + tid;
+            if (row < p.rows) row_unit(p.w_off + row * p.row_bytes, u, v);
+            else
+                for (uint e = 0u; e < 32u; e++) v[e] = 0.0;
+            for (uint e = 0u; e < 32u; e++) ws[tid * 33u + e] = v[e];
+        } else {
+            // 64 invocations x 16 elements: token (k / 2), columns 16 (k & 1) + 0..15
+            const uint k = tid - TM, t = tb + k / 2u, c0 = 32u * u + 16u * (k & 1u);
+            for (uint e = 0u; e < 16u; e++) {
+                const uint c = c0 + e;
+                xs[(k / 2u) * 33u + 16u * (k & 1u) + e] =
+                    t < p.n_tok && c < p.cols ? x[p.x_off + t * p.x_stride + c] : 0.0;
+            }
+        }
+        barrier();
+        for (uint e = 0u; e < 32u; e++) {
+            float a[4], b[4];
+            for (uint i = 0u; i < 4u; i++) a[i] = ws[(tr + 16u * i) * 33u + e];
+            for (uint j = 0u; j < 4u; j++) b[j] = xs[(tc + 8u * j) * 33u + e];
+            for (uint i = 0u; i < 4u; i++)
+                for (uint j = 0u; j < 4u; j++) acc[4u * i + j] += a[i] * b[j];
+        }
+        barrier();
+    }
+    for (uint i = 0u; i < 4u; i++)
+        for (uint j = 0u; j < 4u; j++) {
+            const uint row = rb + tr + 16u * i, t = tb + tc + 8u * j;
+            if (row < p.rows && t < p.n_tok) y[p.y_off + t * p.y_stride + row] = acc[4u * i + j];
+        }
+}

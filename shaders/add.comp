@@ -1,5 +1,6 @@
 // add.comp — residual add, in place (engine/forward.c's x += xb):
-//   x[x_off + i] += y[y_off + i]   for i < n
+//   x[x_off + i] += y[y_off + i % y_n]   for i < n
+// (y_n = n: a plain add; y_n < n: one row added to every row, a bias)
 // x, y: F32. One invocation per element (no reductions: the result does
 // not depend on scheduling); workgroups of BLOCK (specialization constant
 // 0), dispatches split over elements from i0.
@@ -17,10 +18,12 @@ layout(push_constant) uniform P {
     uint x_off;  // floats of x
     uint y_off;  // floats of y
     uint i0;     // first element of this dispatch
+    uint y_n;    // y repeats every y_n elements
+    uint pad0, pad1, pad2;
 } p;
 
 void main() {
     const uint i = p.i0 + gl_GlobalInvocationID.x;
     if (i >= p.n) return;
-    x[p.x_off + i] += y[p.y_off + i];
+    x[p.x_off + i] += y[p.y_off + i % p.y_n];
 }

@@ -17,6 +17,8 @@ layout(push_constant) uniform P {
     uint x_off;  // floats of g
     uint y_off;  // floats of u
     uint i0;     // first element of this dispatch
+    uint y_n;    // y repeats every y_n elements
+    uint pad0, pad1, pad2;
 } p;
 
 void main() {

@@ -234,6 +234,38 @@ Test(cli, perplexity_matches_the_windowed_method) {
     free(m);
 }
 
+/* perplexity on Vulkan (all-logits batches) equals the CPU engine's */
+Test(cli, perplexity_on_vulkan_equals_cpu) {
+    char *m = stories(), cmd[8192], *out_cpu, *out_vk;
+    const char *gj = tu_model_file("stories260K.greedy.json");
+    char *txt = tu_read_file(gj, NULL);
+    cJSON *j = cJSON_Parse(txt);
+    const char *story = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "cases"), 0), "text")->valuestring;
+    char *file = strdup(tu_tmp_path("ppl-vk.txt"));
+    FILE *f = fopen(file, "wb");
+    fputs(story, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s perplexity -m %s -f %s --ctx 64 --kv f32 --json --backend vulkan --device 0 2>&1",
+             SLUICE_BIN, m, file);
+    int rc = sh(cmd, &out_vk);
+    if (rc != 0 && (strstr(out_vk, "Vulkan") || strstr(out_vk, "vulkan"))) cr_skip("no usable Vulkan device: %s", out_vk);
+    cr_assert_eq(rc, 0, "%s", out_vk);
+    snprintf(cmd, sizeof cmd, "%s perplexity -m %s -f %s --ctx 64 --kv f32 --json --backend cpu 2>/dev/null", SLUICE_BIN,
+             m, file);
+    cr_assert_eq(sh(cmd, &out_cpu), 0);
+    const char *jv = strchr(out_vk, '{');
+    cr_assert_not_null(jv, "%s", out_vk);
+    cJSON *rv = cJSON_Parse(jv), *rc_ = cJSON_Parse(out_cpu);
+    cr_assert(rv && rc_, "%s / %s", out_vk, out_cpu);
+    double pv = cJSON_GetObjectItem(rv, "ppl")->valuedouble, pc = cJSON_GetObjectItem(rc_, "ppl")->valuedouble;
+    cr_assert_lt(fabs(pv - pc) / pc, 1e-5, "perplexity Vulkan %f vs CPU %f", pv, pc);
+    cr_assert_eq(cJSON_GetObjectItem(rv, "tokens_scored")->valueint, cJSON_GetObjectItem(rc_, "tokens_scored")->valueint);
+    cJSON_Delete(rv), cJSON_Delete(rc_), cJSON_Delete(j);
+    free(out_vk), free(out_cpu), free(txt);
+    remove(file);
+    free(file), free(m);
+}
+
 Test(cli, bench_json_reports_both_tests) {
     char *m = stories(), cmd[8192], *out;
     snprintf(cmd, sizeof cmd, "%s bench -m %s -p 16 -n 8 -r 3 --json", SLUICE_BIN, m);

@@ -19,10 +19,10 @@ static double run_once(engine *ctx, const int32_t *toks, uint32_t n, bool batch)
     engine_truncate(ctx, 0);
     double t0 = cli_now();
     if (batch) {
-        if (engine_eval(ctx, toks, n, &err)) goto fail;
+        if (engine_eval(ctx, toks, n, false, &err)) goto fail;
     } else {
         for (uint32_t i = 0; i < n; i++)
-            if (engine_eval(ctx, toks + i, 1, &err)) goto fail;
+            if (engine_eval(ctx, toks + i, 1, false, &err)) goto fail;
     }
     return n / (cli_now() - t0);
 fail:

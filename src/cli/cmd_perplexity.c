@@ -58,15 +58,8 @@ int cmd_perplexity(int argc, char **argv) {
     if (!text) { fprintf(stderr, "sluice perplexity: cannot read %s\n", file); return 1; }
     model *m;
     tokenizer *tok;
-    if (o.backend == ENGINE_VULKAN || o.device) {
-        fprintf(stderr, "sluice perplexity: runs on the CPU engine only for now (the Vulkan engine keeps only the last logits)\n");
-        free(text);
-        return 2;
-    }
-    o.backend = ENGINE_CPU;
     engine *eng;
     if (!cli_load(&o, &m, &tok, &eng)) { free(text); return 1; }
-    fwd_ctx *ctx = engine_cpu(eng);
     int rc = 1;
     int32_t *ids = NULL;
     size_t n_ids = 0;
@@ -91,10 +84,10 @@ int cmd_perplexity(int argc, char **argv) {
     for (size_t ch = 0; ch < n_chunks; ch++) {
         memcpy(win, ids + ch * n_ctx, sizeof(int32_t) * n_ctx);
         if (bos) win[0] = tok_bos(tok);
-        fwd_truncate(ctx, 0);
-        if (fwd_eval(ctx, win, n_ctx, true, &err)) { free(win); goto out; }
+        engine_truncate(eng, 0);
+        if (engine_eval(eng, win, n_ctx, true, &err)) { free(win); goto out; }
         for (uint32_t j = first; j + 1 < n_ctx; j++) {
-            const float *lg = fwd_logits(ctx, j);
+            const float *lg = engine_logits(eng, j);
             float mx = lg[0];
             for (uint32_t v = 1; v < n_vocab; v++) mx = lg[v] > mx ? lg[v] : mx;
             double sum = 0;

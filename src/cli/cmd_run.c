@@ -98,7 +98,7 @@ int cmd_run(int argc, char **argv) {
     fflush(stdout);
 
     double t0 = cli_now();
-    if (engine_eval(ctx, ids, (uint32_t)n_ids, &err)) goto out;
+    if (engine_eval(ctx, ids, (uint32_t)n_ids, false, &err)) goto out;
     double t_prompt = cli_now() - t0;
     long n_gen = 0;
     double t1 = cli_now();
@@ -116,7 +116,7 @@ int cmd_run(int argc, char **argv) {
             fprintf(stderr, "\nsluice run: context of %u tokens is full; stopping\n", engine_n_ctx(ctx));
             break;
         }
-        if (engine_eval(ctx, &next, 1, &err)) goto out;
+        if (engine_eval(ctx, &next, 1, false, &err)) goto out;
     }
     if (tok_stream_flush(&ts, piece, sizeof piece) > 0) fputs(piece, stdout);
     fputc('\n', stdout);

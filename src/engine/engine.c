@@ -75,9 +75,11 @@ void engine_free(engine *e) {
 #define ON_VK(e, vk_expr, cpu_expr) (cpu_expr)
 #endif
 
-sluice_status engine_eval(engine *e, const int32_t *tokens, uint32_t n, sluice_error *err) {
-    return ON_VK(e, vkf_eval(e->vk, tokens, n, err), fwd_eval(e->cpu, tokens, n, false, err));
+sluice_status engine_eval(engine *e, const int32_t *tokens, uint32_t n, bool all_logits, sluice_error *err) {
+    return ON_VK(e, vkf_eval(e->vk, tokens, n, all_logits, err), fwd_eval(e->cpu, tokens, n, all_logits, err));
 }
+
+const float *engine_logits(const engine *e, uint32_t i) { return ON_VK(e, vkf_logits(e->vk, i), fwd_logits(e->cpu, i)); }
 
 const float *engine_last_logits(const engine *e) { return ON_VK(e, vkf_last_logits(e->vk), fwd_last_logits(e->cpu)); }
 uint32_t engine_n_past(const engine *e) { return ON_VK(e, vkf_n_past(e->vk), fwd_n_past(e->cpu)); }

@@ -23,8 +23,13 @@ typedef struct engine engine;
  * that cannot be opened falls back to the CPU engine (logged). */
 sluice_status engine_create(engine **out, const model *m, const engine_params *p, sluice_error *err);
 void engine_free(engine *e); /* accepts NULL */
-/* Evaluates n tokens after the cached ones; logits of the last one after. */
-sluice_status engine_eval(engine *e, const int32_t *tokens, uint32_t n, sluice_error *err);
+/* Evaluates n tokens after the cached ones; afterwards the logits of the
+ * last one (engine_last_logits), or with all_logits of every one
+ * (engine_logits). Errors as fwd_eval / vkf_eval. */
+sluice_status engine_eval(engine *e, const int32_t *tokens, uint32_t n, bool all_logits, sluice_error *err);
+/* Logits (n_vocab floats) of token i of the last engine_eval; with
+ * all_logits=false only the last token's. */
+const float *engine_logits(const engine *e, uint32_t i);
 const float *engine_last_logits(const engine *e);
 uint32_t engine_n_past(const engine *e);
 uint32_t engine_n_ctx(const engine *e);

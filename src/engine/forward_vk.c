@@ -1,17 +1,21 @@
-/* forward_vk.c — the Vulkan forward pass (see forward_vk.h). Per token, in
- * one step, with a barrier between dependent ops:
- *   x = get_rows(tok_embd, tok)
+/* forward_vk.c — the Vulkan forward pass (see forward_vk.h). Tokens go in
+ * chunks of up to n_batch; per chunk of n tokens, in one step (split
+ * between layers when the chunk's work would make one submission too long
+ * for a driver watchdog), with a barrier between dependent ops:
+ *   x = get_rows(tok_embd, tokens)                          (n, E)
  *   per layer: xb = rms_norm(x) * attn_norm
- *              q, k, v = Wq xb, Wk xb, Wv xb  (+ bq, bk, bv via add)
+ *              q, k, v = xb Wq^T, xb Wk^T, xb Wv^T  (+ bq, bk, bv)
  *              q, k = rms_norm over rows of head_dim (qk_norm archs); rope
- *              cache <- k, v;  att = attention(q, cache)
- *              xb = Wo att;  x += xb
+ *              cache <- k, v;  att = attention(q, cache)   (causal)
+ *              x += att Wo^T
  *              xb = rms_norm(x) * ffn_norm
- *              gate, up = Wg xb, Wu xb;  gate = silu(gate) * up
- *              xb = Wd gate;  x += xb
- *   logits = Wout (rms_norm(x) * out_norm)   (into a host-visible buffer)
- * The token id and its position live in a small host-visible buffer
- * (int32 [token, position]) read by get_rows, rope and kv_store. */
+ *              gate = silu(xb Wg^T) * (xb Wu^T);  x += gate Wd^T
+ *   logits = rms_norm(x) * out_norm, times Wout^T: the last token only, or
+ *            every token (all_logits), into a host-visible buffer
+ * Matrix products take mul_mat (matrix x matrix) for n > 1 and mul_mat_vec
+ * for n == 1. Token ids and positions live in a small host-visible buffer
+ * (int32 tokens[n_batch], then positions[n_batch]) read by get_rows, rope
+ * and kv_store. */
 #include "engine/forward_vk.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,16 +34,26 @@ struct vkf_ctx {
     bool own_inst;
     vk_device *d;
     kv_type kv;
-    uint32_t n_ctx, n_past;
+    uint32_t n_ctx, n_past, n_batch;
     vkf_layer *layers;                      /* n_layer */
     vk_buffer *tok_embd, *out_norm, *output; /* output == tok_embd when tied */
-    /* scratch for one token */
+    /* scratch for one chunk of up to n_batch tokens, token-major rows */
     vk_buffer *x, *xb, *q, *k, *v, *att, *gate, *up;
-    vk_buffer *io;     /* host: int32 [token, position] */
-    vk_buffer *logits; /* host: (n_vocab) F32 */
-    float *logits_host;
-    uint64_t mem_bytes;
+    vk_buffer *io;          /* host: int32 tokens[n_batch], positions[n_batch] */
+    vk_buffer *logits;      /* host: (logits_rows, n_vocab) F32 */
+    uint32_t logits_rows;   /* 1, or n_batch once all_logits was asked for */
+    float *logits_host;     /* (logits_cap, n_vocab): the last eval's logits */
+    uint32_t logits_cap;    /* rows logits_host holds */
+    uint32_t n_out;         /* rows of logits_host valid: 1 or the last eval's n */
+    uint64_t mem_bytes, weight_bytes;
 };
+
+/* Most multiply-accumulates of weight products and attention recorded into
+ * one submission: ~20 G keeps a submission well under a second on a slow
+ * integrated GPU (~100 GFLOP/s), far from the seconds a driver watchdog
+ * allows. */
+#define VKF_SUBMIT_MACS 20e9
+#define VKF_BATCH_DEFAULT 128
 
 static uint64_t round4(uint64_t n) { return (n + 3) / 4 * 4; }
 
@@ -94,6 +108,10 @@ sluice_status vkf_create(vkf_ctx **out, const model *m, const vkf_params *p, slu
     const model_hparams *hp = &m->hp;
     vkf_params d = p ? *p : (vkf_params){.kv = KV_F16};
     if (!d.n_ctx) d.n_ctx = hp->n_ctx_train;
+    if (!d.n_batch) d.n_batch = VKF_BATCH_DEFAULT;
+    if (d.n_batch > d.n_ctx) d.n_batch = d.n_ctx;
+    if (d.n_batch > 4096)
+        return sluice_fail(err, SLUICE_ERR_ARG, "batch of %u tokens is too large (max 4096)", d.n_batch);
     if (d.n_ctx > (1u << 24))
         return sluice_fail(err, SLUICE_ERR_ARG, "context length %u is too large (max %u)", d.n_ctx, 1u << 24);
     if (hp->head_dim > 256 || hp->head_dim_v != hp->head_dim)
@@ -105,6 +123,7 @@ sluice_status vkf_create(vkf_ctx **out, const model *m, const vkf_params *p, slu
     c->m = m;
     c->kv = d.kv;
     c->n_ctx = d.n_ctx;
+    c->n_batch = d.n_batch;
     sluice_status st = open_device(c, &d, err);
     if (st != SLUICE_OK) goto fail;
     const vk_device_info *info = vk_device_info_of(c->d);
@@ -133,7 +152,8 @@ sluice_status vkf_create(vkf_ctx **out, const model *m, const vkf_params *p, slu
                          (unsigned long long)kv_layer, (unsigned long long)max_buf);
         goto fail;
     }
-    uint64_t act = sizeof(float) * (E * 2 + qdim * 2 + kvdim * 2 + (uint64_t)hp->n_ff * 2);
+    uint64_t nb = c->n_batch;
+    uint64_t act = sizeof(float) * nb * (E * 2 + qdim * 2 + kvdim * 2 + (uint64_t)hp->n_ff * 2);
     uint64_t need = weights + 2 * kv_layer * hp->n_layer + act;
     uint64_t avail = 0;
     for (uint32_t h = 0; h < info->n_heaps; h++)
@@ -149,7 +169,7 @@ sluice_status vkf_create(vkf_ctx **out, const model *m, const vkf_params *p, slu
     }
 
     /* Weights, once. */
-    c->mem_bytes = weights;
+    c->mem_bytes = c->weight_bytes = weights;
     c->layers = calloc(hp->n_layer, sizeof *c->layers);
     if (!c->layers) {
         st = sluice_fail(err, SLUICE_ERR_NOMEM, "out of memory");
@@ -172,13 +192,16 @@ sluice_status vkf_create(vkf_ctx **out, const model *m, const vkf_params *p, slu
         if ((st = scratch(c, kv_layer, VK_MEM_DEVICE, &V->vc, err)) != SLUICE_OK) goto fail;
     }
     struct { vk_buffer **b; uint64_t n; vk_mem_kind kind; } sc[] = {
-        {&c->x, E, VK_MEM_DEVICE},     {&c->xb, E, VK_MEM_DEVICE},       {&c->q, qdim, VK_MEM_DEVICE},
-        {&c->k, kvdim, VK_MEM_DEVICE}, {&c->v, kvdim, VK_MEM_DEVICE},    {&c->att, qdim, VK_MEM_DEVICE},
-        {&c->gate, hp->n_ff, VK_MEM_DEVICE}, {&c->up, hp->n_ff, VK_MEM_DEVICE}, {&c->io, 2, VK_MEM_HOST},
-        {&c->logits, hp->n_vocab, VK_MEM_HOST},
+        {&c->x, nb * E, VK_MEM_DEVICE},        {&c->xb, nb * E, VK_MEM_DEVICE},
+        {&c->q, nb * qdim, VK_MEM_DEVICE},     {&c->k, nb * kvdim, VK_MEM_DEVICE},
+        {&c->v, nb * kvdim, VK_MEM_DEVICE},    {&c->att, nb * qdim, VK_MEM_DEVICE},
+        {&c->gate, nb * hp->n_ff, VK_MEM_DEVICE}, {&c->up, nb * hp->n_ff, VK_MEM_DEVICE},
+        {&c->io, 2 * nb, VK_MEM_HOST},         {&c->logits, hp->n_vocab, VK_MEM_HOST},
     };
     for (size_t i = 0; i < sizeof sc / sizeof sc[0]; i++)
         if ((st = scratch(c, sc[i].n * 4, sc[i].kind, sc[i].b, err)) != SLUICE_OK) goto fail;
+    c->logits_rows = 1;
+    c->logits_cap = 1;
     c->logits_host = calloc(hp->n_vocab, sizeof(float));
     if (!c->logits_host) {
         st = sluice_fail(err, SLUICE_ERR_NOMEM, "out of memory");
@@ -216,7 +239,14 @@ uint32_t vkf_n_past(const vkf_ctx *c) { return c->n_past; }
 uint32_t vkf_n_ctx(const vkf_ctx *c) { return c->n_ctx; }
 uint64_t vkf_memory_bytes(const vkf_ctx *c) { return c->mem_bytes; }
 const vk_device_info *vkf_device_info(const vkf_ctx *c) { return vk_device_info_of(c->d); }
-const float *vkf_last_logits(const vkf_ctx *c) { return c->logits_host; }
+const float *vkf_last_logits(const vkf_ctx *c) {
+    return c->logits_host + (uint64_t)(c->n_out ? c->n_out - 1 : 0) * c->m->hp.n_vocab;
+}
+const float *vkf_logits(const vkf_ctx *c, uint32_t i) {
+    return i < c->n_out ? c->logits_host + (uint64_t)i * c->m->hp.n_vocab : NULL;
+}
+uint32_t vkf_n_batch(const vkf_ctx *c) { return c->n_batch; }
+uint64_t vkf_weight_bytes(const vkf_ctx *c) { return c->weight_bytes; }
 void vkf_truncate(vkf_ctx *c, uint32_t n_past) { if (n_past < c->n_past) c->n_past = n_past; }
 
 #define TRY(call)                                          \
@@ -227,14 +257,31 @@ void vkf_truncate(vkf_ctx *c, uint32_t n_past) { if (n_past < c->n_past) c->n_pa
 static uint32_t rows_of(const gguf_tensor *t) { return (uint32_t)t->ne[1]; }
 static uint32_t cols_of(const gguf_tensor *t) { return (uint32_t)t->ne[0]; }
 
-/* Records one token's ops (the step is open; io holds token and position). */
-static sluice_status record_token(vkf_ctx *c, uint32_t pos, sluice_error *err) {
+/* y = x W^T for n tokens: rows of x (cols of W) from float x_off, rows of
+ * y from float y_off, both token-major. mul_mat_vec for one token,
+ * mul_mat for more. Adds the products to *macs. */
+static sluice_status matmul(vkf_ctx *c, const gguf_tensor *t, vk_buffer *w, vk_buffer *x, uint64_t x_off,
+                            vk_buffer *y, uint64_t y_off, uint32_t n, double *macs, sluice_error *err) {
+    uint32_t rows = rows_of(t), cols = cols_of(t);
+    *macs += (double)rows * cols * n;
+    if (n == 1) return vk_op_mul_mat_vec(c->d, t->type, w, 0, x, x_off, y, y_off, rows, cols, err);
+    return vk_op_mul_mat(c->d, t->type, w, 0, x, x_off, cols, y, y_off, rows, rows, cols, n, err);
+}
+
+/* Records one chunk of n tokens at positions pos0.. (the step is open; io
+ * holds tokens and positions). With all_logits every token's logits go to
+ * rows 0..n-1 of c->logits, else the last token's to row 0. Submits and
+ * reopens the step between layers when the work recorded since the last
+ * submission passes VKF_SUBMIT_MACS. */
+static sluice_status record_chunk(vkf_ctx *c, uint32_t n, uint32_t pos0, bool all_logits, sluice_error *err) {
     const model *m = c->m;
     const model_hparams *hp = &m->hp;
     vk_device *d = c->d;
     sluice_status st;
-    uint32_t E = hp->n_embd, hd = hp->head_dim, qdim = hp->n_head * hd, kvdim = hp->n_head_kv * hd;
+    uint32_t E = hp->n_embd, hd = hp->head_dim, qdim = hp->n_head * hd, kvdim = hp->n_head_kv * hd, F = hp->n_ff;
+    uint32_t P = c->n_batch; /* positions start here in io */
     bool f16 = c->kv == KV_F16;
+    double macs = 0;
     vk_rope_params rp = {.n_rot = hp->n_rot,
                          .neox = m->arch->rope == ROPE_NEOX,
                          .freq_base = hp->rope_base,
@@ -244,62 +291,89 @@ static sluice_status record_token(vkf_ctx *c, uint32_t pos, sluice_error *err) {
                          .beta_fast = hp->yarn_beta_fast,
                          .beta_slow = hp->yarn_beta_slow,
                          .n_ctx_orig = hp->n_ctx_orig};
-    TRY(vk_op_get_rows(d, m->tok_embd->type, c->tok_embd, 0, hp->n_vocab, E, c->io, 0, 1, c->x, 0, err));
+    TRY(vk_op_get_rows(d, m->tok_embd->type, c->tok_embd, 0, hp->n_vocab, E, c->io, 0, n, c->x, 0, err));
     vk_step_barrier(d);
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const layer_weights *L = &m->layers[l];
         const vkf_layer *V = &c->layers[l];
-        TRY(vk_op_rms_norm(d, c->x, V->attn_norm, c->xb, E, 1, hp->rms_eps, err));
+        if (macs >= VKF_SUBMIT_MACS) { /* keep each submission short */
+            TRY(vk_step_submit(d, err));
+            TRY(vk_step_begin(d, err));
+            macs = 0;
+        }
+        TRY(vk_op_rms_norm(d, c->x, V->attn_norm, c->xb, E, n, hp->rms_eps, err));
         vk_step_barrier(d);
-        TRY(vk_op_mul_mat_vec(d, L->wq->type, V->wq, 0, c->xb, 0, c->q, 0, rows_of(L->wq), cols_of(L->wq), err));
-        TRY(vk_op_mul_mat_vec(d, L->wk->type, V->wk, 0, c->xb, 0, c->k, 0, rows_of(L->wk), cols_of(L->wk), err));
-        TRY(vk_op_mul_mat_vec(d, L->wv->type, V->wv, 0, c->xb, 0, c->v, 0, rows_of(L->wv), cols_of(L->wv), err));
+        TRY(matmul(c, L->wq, V->wq, c->xb, 0, c->q, 0, n, &macs, err));
+        TRY(matmul(c, L->wk, V->wk, c->xb, 0, c->k, 0, n, &macs, err));
+        TRY(matmul(c, L->wv, V->wv, c->xb, 0, c->v, 0, n, &macs, err));
         vk_step_barrier(d);
         if (V->bq || V->bk || V->bv) {
-            if (V->bq) TRY(vk_op_add(d, c->q, 0, V->bq, 0, qdim, err));
-            if (V->bk) TRY(vk_op_add(d, c->k, 0, V->bk, 0, kvdim, err));
-            if (V->bv) TRY(vk_op_add(d, c->v, 0, V->bv, 0, kvdim, err));
+            if (V->bq) TRY(vk_op_add_rows(d, c->q, 0, V->bq, 0, qdim, n, err));
+            if (V->bk) TRY(vk_op_add_rows(d, c->k, 0, V->bk, 0, kvdim, n, err));
+            if (V->bv) TRY(vk_op_add_rows(d, c->v, 0, V->bv, 0, kvdim, n, err));
             vk_step_barrier(d);
         }
         if (V->q_norm || V->k_norm) {
-            if (V->q_norm) TRY(vk_op_rms_norm(d, c->q, V->q_norm, c->q, hd, hp->n_head, hp->rms_eps, err));
-            if (V->k_norm) TRY(vk_op_rms_norm(d, c->k, V->k_norm, c->k, hd, hp->n_head_kv, hp->rms_eps, err));
+            if (V->q_norm) TRY(vk_op_rms_norm(d, c->q, V->q_norm, c->q, hd, n * hp->n_head, hp->rms_eps, err));
+            if (V->k_norm) TRY(vk_op_rms_norm(d, c->k, V->k_norm, c->k, hd, n * hp->n_head_kv, hp->rms_eps, err));
             vk_step_barrier(d);
         }
-        TRY(vk_op_rope(d, c->q, 0, c->io, 1, hd, hp->n_head, 1, &rp, err));
-        TRY(vk_op_rope(d, c->k, 0, c->io, 1, hd, hp->n_head_kv, 1, &rp, err));
+        TRY(vk_op_rope(d, c->q, 0, c->io, P, hd, hp->n_head, n, &rp, err));
+        TRY(vk_op_rope(d, c->k, 0, c->io, P, hd, hp->n_head_kv, n, &rp, err));
         vk_step_barrier(d);
-        TRY(vk_op_kv_store(d, f16, c->k, c->v, c->io, 1, kvdim, 1, V->kc, 0, V->vc, 0, c->n_ctx, err));
+        TRY(vk_op_kv_store(d, f16, c->k, c->v, c->io, P, kvdim, n, V->kc, 0, V->vc, 0, c->n_ctx, err));
         vk_step_barrier(d);
-        TRY(vk_op_attention(d, f16, c->q, V->kc, 0, V->vc, 0, c->att, hd, hp->n_head, hp->n_head_kv, 1, pos, c->n_ctx,
+        TRY(vk_op_attention(d, f16, c->q, V->kc, 0, V->vc, 0, c->att, hd, hp->n_head, hp->n_head_kv, n, pos0, c->n_ctx,
                             err));
+        macs += (double)n * (pos0 + n) * qdim * 2;
         vk_step_barrier(d);
-        TRY(vk_op_mul_mat_vec(d, L->wo->type, V->wo, 0, c->att, 0, c->xb, 0, rows_of(L->wo), cols_of(L->wo), err));
+        TRY(matmul(c, L->wo, V->wo, c->att, 0, c->xb, 0, n, &macs, err));
         vk_step_barrier(d);
-        TRY(vk_op_add(d, c->x, 0, c->xb, 0, E, err));
+        TRY(vk_op_add(d, c->x, 0, c->xb, 0, n * E, err));
         vk_step_barrier(d);
-        TRY(vk_op_rms_norm(d, c->x, V->ffn_norm, c->xb, E, 1, hp->rms_eps, err));
+        TRY(vk_op_rms_norm(d, c->x, V->ffn_norm, c->xb, E, n, hp->rms_eps, err));
         vk_step_barrier(d);
-        TRY(vk_op_mul_mat_vec(d, L->w_gate->type, V->w_gate, 0, c->xb, 0, c->gate, 0, rows_of(L->w_gate),
-                              cols_of(L->w_gate), err));
-        TRY(vk_op_mul_mat_vec(d, L->w_up->type, V->w_up, 0, c->xb, 0, c->up, 0, rows_of(L->w_up), cols_of(L->w_up),
-                              err));
+        TRY(matmul(c, L->w_gate, V->w_gate, c->xb, 0, c->gate, 0, n, &macs, err));
+        TRY(matmul(c, L->w_up, V->w_up, c->xb, 0, c->up, 0, n, &macs, err));
         vk_step_barrier(d);
-        TRY(vk_op_silu_mul(d, c->gate, 0, c->up, 0, hp->n_ff, err));
+        TRY(vk_op_silu_mul(d, c->gate, 0, c->up, 0, n * F, err));
         vk_step_barrier(d);
-        TRY(vk_op_mul_mat_vec(d, L->w_down->type, V->w_down, 0, c->gate, 0, c->xb, 0, rows_of(L->w_down),
-                              cols_of(L->w_down), err));
+        TRY(matmul(c, L->w_down, V->w_down, c->gate, 0, c->xb, 0, n, &macs, err));
         vk_step_barrier(d);
-        TRY(vk_op_add(d, c->x, 0, c->xb, 0, E, err));
+        TRY(vk_op_add(d, c->x, 0, c->xb, 0, n * E, err));
         vk_step_barrier(d);
     }
-    TRY(vk_op_rms_norm(d, c->x, c->out_norm, c->xb, E, 1, hp->rms_eps, err));
+    /* the output norm only over the rows whose logits are wanted */
+    uint32_t first = all_logits ? 0 : n - 1, n_out = n - first;
+    TRY(vk_op_rms_norm(d, c->x, c->out_norm, c->xb, E, n, hp->rms_eps, err));
     vk_step_barrier(d);
-    TRY(vk_op_mul_mat_vec(d, m->output->type, c->output, 0, c->xb, 0, c->logits, 0, hp->n_vocab, E, err));
+    return matmul(c, m->output, c->output, c->xb, (uint64_t)first * E, c->logits, 0, n_out, &macs, err);
+}
+
+/* Makes room for all_logits: the device buffer for n_batch rows and host
+ * rows for n tokens. */
+static sluice_status logits_room(vkf_ctx *c, uint32_t n, bool all_logits, sluice_error *err) {
+    uint64_t V = c->m->hp.n_vocab;
+    uint32_t rows = all_logits ? n : 1;
+    if (rows > c->logits_cap) {
+        float *h = realloc(c->logits_host, rows * V * sizeof(float));
+        if (!h) return sluice_fail(err, SLUICE_ERR_NOMEM, "out of memory for %u rows of logits", rows);
+        c->logits_host = h;
+        c->logits_cap = rows;
+    }
+    if (all_logits && c->logits_rows < c->n_batch) {
+        vk_buffer *b = NULL;
+        sluice_status st = vk_buffer_create(c->d, c->n_batch * V * sizeof(float), VK_MEM_HOST, &b, err);
+        if (st != SLUICE_OK) return st;
+        vk_buffer_destroy(c->d, c->logits);
+        c->mem_bytes += (uint64_t)(c->n_batch - c->logits_rows) * V * sizeof(float);
+        c->logits = b;
+        c->logits_rows = c->n_batch;
+    }
     return SLUICE_OK;
 }
 
-sluice_status vkf_eval(vkf_ctx *c, const int32_t *tokens, uint32_t n, sluice_error *err) {
+sluice_status vkf_eval(vkf_ctx *c, const int32_t *tokens, uint32_t n, bool all_logits, sluice_error *err) {
     const model_hparams *hp = &c->m->hp;
     if (n == 0) return sluice_fail(err, SLUICE_ERR_ARG, "vkf_eval: no tokens");
     if (n > c->n_ctx - c->n_past)
@@ -310,15 +384,29 @@ sluice_status vkf_eval(vkf_ctx *c, const int32_t *tokens, uint32_t n, sluice_err
             return sluice_fail(err, SLUICE_ERR_ARG, "token %d at index %u is outside the vocabulary (0..%u)", tokens[i],
                                i, hp->n_vocab - 1);
     sluice_status st;
-    for (uint32_t i = 0; i < n; i++) {
-        int32_t io[2] = {tokens[i], (int32_t)c->n_past};
-        TRY(vk_buffer_write(c->d, c->io, 0, io, sizeof io, err));
-        TRY(vk_step_begin(c->d, err));
-        st = record_token(c, c->n_past, err);
+    TRY(logits_room(c, n, all_logits, err));
+    c->n_out = 0;
+    uint64_t V = hp->n_vocab;
+    int32_t *io = malloc(2 * sizeof(int32_t) * c->n_batch);
+    if (!io) return sluice_fail(err, SLUICE_ERR_NOMEM, "out of memory");
+    for (uint32_t i0 = 0; i0 < n; i0 += c->n_batch) {
+        uint32_t k = n - i0 < c->n_batch ? n - i0 : c->n_batch;
+        for (uint32_t j = 0; j < k; j++) io[j] = tokens[i0 + j], io[c->n_batch + j] = (int32_t)(c->n_past + j);
+        if ((st = vk_buffer_write(c->d, c->io, 0, io, 2 * sizeof(int32_t) * c->n_batch, err)) != SLUICE_OK) break;
+        if ((st = vk_step_begin(c->d, err)) != SLUICE_OK) break;
+        st = record_chunk(c, k, c->n_past, all_logits, err);
         sluice_status st2 = vk_step_submit(c->d, st == SLUICE_OK ? err : NULL);
-        if (st != SLUICE_OK) return st;
-        if (st2 != SLUICE_OK) return st2;
-        c->n_past++;
+        if (st == SLUICE_OK) st = st2;
+        if (st != SLUICE_OK) break;
+        c->n_past += k;
+        /* every token's logits, or the last one's after the last chunk */
+        if (all_logits)
+            st = vk_buffer_read(c->d, c->logits, 0, c->logits_host + (uint64_t)i0 * V, k * V * sizeof(float), err);
+        else if (i0 + k == n)
+            st = vk_buffer_read(c->d, c->logits, 0, c->logits_host, V * sizeof(float), err);
+        if (st != SLUICE_OK) break;
     }
-    return vk_buffer_read(c->d, c->logits, 0, c->logits_host, sizeof(float) * (uint64_t)hp->n_vocab, err);
+    free(io);
+    if (st == SLUICE_OK) c->n_out = all_logits ? n : 1;
+    return st;
 }

@@ -4,11 +4,13 @@
  * causal GQA attention, tied output).
  *
  * Every weight tensor is uploaded once, raw (quantized blocks stay
- * quantized in device memory). Tokens are evaluated one at a time through
- * matrix x vector kernels: there is no batched matrix x matrix kernel
- * yet, so a prompt runs token by token. All ops of one token (every
- * layer, then the output projection) are recorded into one step (one
- * command buffer) with barriers; logits land in a host-visible buffer. */
+ * quantized in device memory). A prompt is evaluated in chunks of up to
+ * n_batch tokens through matrix x matrix kernels, a single token through
+ * matrix x vector ones; all ops of one chunk (every layer, then the output
+ * projection) are recorded into one step (one command buffer) with
+ * barriers, split between layers only where one submission would run long
+ * enough to trip a driver watchdog. Logits land in a host-visible
+ * buffer. */
 #ifndef SLUICE_ENGINE_FORWARD_VK_H
 #define SLUICE_ENGINE_FORWARD_VK_H
 #include "backend/vulkan/device.h"
@@ -20,6 +22,7 @@ typedef struct vkf_params {
     const char *device; /* vk_select_device spec: NULL/"auto", "N" or a name part */
     uint32_t n_ctx;     /* KV cache length in tokens; 0 = model's context length */
     kv_type kv;         /* KV cache element type (KV_F16 default, KV_F32) */
+    uint32_t n_batch;   /* most tokens per step; 0 = 128 */
 } vkf_params;
 
 typedef struct vkf_ctx vkf_ctx;
@@ -36,15 +39,22 @@ typedef struct vkf_ctx vkf_ctx;
 sluice_status vkf_create(vkf_ctx **out, const model *m, const vkf_params *p, sluice_error *err);
 void vkf_free(vkf_ctx *c); /* accepts NULL */
 
-/* Evaluates n tokens at positions n_past .. n_past+n-1, one step per
- * token, and appends them to the cache; afterwards vkf_last_logits holds
- * the last token's logits. Errors: bad token id (SLUICE_ERR_ARG), context
- * full (SLUICE_ERR_RANGE; the cache is unchanged on both), device errors
- * (the tokens before the failing one stay cached). */
-sluice_status vkf_eval(vkf_ctx *c, const int32_t *tokens, uint32_t n, sluice_error *err);
-/* Logits (n_vocab floats) of the last token evaluated; owned by c, valid
- * until the next vkf_eval. */
+/* Evaluates n tokens at positions n_past .. n_past+n-1, in chunks of
+ * n_batch, and appends them to the cache. With all_logits the logits of
+ * every token are kept, else only the last one's. Errors: bad token id
+ * (SLUICE_ERR_ARG), context full (SLUICE_ERR_RANGE; the cache is unchanged
+ * on both), device errors (the chunks before the failing one stay
+ * cached; no logits are valid). */
+sluice_status vkf_eval(vkf_ctx *c, const int32_t *tokens, uint32_t n, bool all_logits, sluice_error *err);
+/* Logits (n_vocab floats) of token i of the last vkf_eval (with
+ * all_logits=false only the last token's: vkf_last_logits); NULL when i
+ * has none. Owned by c, valid until the next vkf_eval. */
+const float *vkf_logits(const vkf_ctx *c, uint32_t i);
 const float *vkf_last_logits(const vkf_ctx *c);
+/* Most tokens per step. */
+uint32_t vkf_n_batch(const vkf_ctx *c);
+/* Bytes of the weight tensors on the device. */
+uint64_t vkf_weight_bytes(const vkf_ctx *c);
 uint32_t vkf_n_past(const vkf_ctx *c);
 uint32_t vkf_n_ctx(const vkf_ctx *c);
 /* Forget cached positions >= n_past (n_past <= current). */

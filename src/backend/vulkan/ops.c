@@ -289,10 +289,11 @@ sluice_status vk_op_rope(vk_device *d, vk_buffer *x, uint64_t x_off, vk_buffer *
 #define ELTWISE_BLOCK 128
 
 static sluice_status eltwise(vk_device *d, vk_shader_id id, const char *name, vk_buffer *x, uint64_t x_off,
-                             vk_buffer *y, uint64_t y_off, uint32_t n, sluice_error *err) {
+                             vk_buffer *y, uint64_t y_off, uint32_t n, uint32_t y_n, sluice_error *err) {
     if (!n) return SLUICE_OK;
-    if ((x_off + n) * sizeof(float) > x->size || (y_off + n) * sizeof(float) > y->size || x_off + n > UINT32_MAX ||
-        y_off + n > UINT32_MAX)
+    if (!y_n) return sluice_fail(err, SLUICE_ERR_ARG, "%s: empty y", name);
+    if ((x_off + n) * sizeof(float) > x->size || (y_off + y_n) * sizeof(float) > y->size || x_off + n > UINT32_MAX ||
+        y_off + y_n > UINT32_MAX)
         return sluice_fail(err, SLUICE_ERR_ARG, "%s: %u floats do not fit their buffers", name, n);
     const uint32_t spec[] = {ELTWISE_BLOCK};
     vk_pipeline *p = vk_pipeline_get(d, id, 2, sizeof(vk_push_eltwise), spec, 1, err);
@@ -301,7 +302,8 @@ static sluice_status eltwise(vk_device *d, vk_shader_id id, const char *name, vk
     uint64_t per = (uint64_t)d->info.max_wg_count[0] * ELTWISE_BLOCK; /* elements per dispatch */
     for (uint64_t i0 = 0; i0 < n; i0 += per) {
         uint64_t m = n - i0 < per ? n - i0 : per;
-        vk_push_eltwise pc = {.n = n, .x_off = (uint32_t)x_off, .y_off = (uint32_t)y_off, .i0 = (uint32_t)i0};
+        vk_push_eltwise pc = {
+            .n = n, .x_off = (uint32_t)x_off, .y_off = (uint32_t)y_off, .i0 = (uint32_t)i0, .y_n = y_n};
         sluice_status st = vk_record_dispatch(d, p, bufs, &pc, (uint32_t)((m + ELTWISE_BLOCK - 1) / ELTWISE_BLOCK), 1,
                                               1, err);
         if (st != SLUICE_OK) return st;
@@ -311,12 +313,19 @@ static sluice_status eltwise(vk_device *d, vk_shader_id id, const char *name, vk
 
 sluice_status vk_op_silu_mul(vk_device *d, vk_buffer *g, uint64_t g_off, vk_buffer *u, uint64_t u_off, uint32_t n,
                              sluice_error *err) {
-    return eltwise(d, VK_SHADER_SILU_MUL_F32, "silu_mul", g, g_off, u, u_off, n, err);
+    return eltwise(d, VK_SHADER_SILU_MUL_F32, "silu_mul", g, g_off, u, u_off, n, n, err);
 }
 
 sluice_status vk_op_add(vk_device *d, vk_buffer *x, uint64_t x_off, vk_buffer *y, uint64_t y_off, uint32_t n,
                         sluice_error *err) {
-    return eltwise(d, VK_SHADER_ADD_F32, "add", x, x_off, y, y_off, n, err);
+    return eltwise(d, VK_SHADER_ADD_F32, "add", x, x_off, y, y_off, n, n, err);
+}
+
+sluice_status vk_op_add_rows(vk_device *d, vk_buffer *x, uint64_t x_off, vk_buffer *y, uint64_t y_off, uint32_t y_n,
+                             uint32_t n_rows, sluice_error *err) {
+    if ((uint64_t)y_n * n_rows > UINT32_MAX)
+        return sluice_fail(err, SLUICE_ERR_ARG, "add_rows: %u x %u floats are too many", n_rows, y_n);
+    return eltwise(d, VK_SHADER_ADD_F32, "add_rows", x, x_off, y, y_off, y_n * n_rows, y_n, err);
 }
 
 /* ---- kv_store ---- */

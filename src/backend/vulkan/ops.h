@@ -169,8 +169,10 @@ typedef struct vk_push_eltwise {
     uint32_t x_off; /* floats */
     uint32_t y_off; /* floats */
     uint32_t i0;    /* first element of this dispatch */
+    uint32_t y_n;   /* y repeats every y_n elements (add: a row broadcast) */
+    uint32_t pad[3];
 } vk_push_eltwise;
-_Static_assert(sizeof(vk_push_eltwise) == 16, "elementwise push constants");
+_Static_assert(sizeof(vk_push_eltwise) == 32, "elementwise push constants");
 
 /* g[g_off + i] = silu(g[g_off + i]) * u[u_off + i]  for i < n, F32, in
  * place (the SwiGLU gate). u must not overlap g's n elements unless it is
@@ -181,6 +183,11 @@ sluice_status vk_op_silu_mul(vk_device *d, vk_buffer *g, uint64_t g_off, vk_buff
 /* x[x_off + i] += y[y_off + i]  for i < n, F32, in place (the residual). */
 sluice_status vk_op_add(vk_device *d, vk_buffer *x, uint64_t x_off, vk_buffer *y, uint64_t y_off, uint32_t n,
                         sluice_error *err);
+
+/* x[x_off + r * y_n + i] += y[y_off + i]  for r < n_rows, i < y_n, F32, in
+ * place: one row added to each of n_rows rows (a bias over a batch). */
+sluice_status vk_op_add_rows(vk_device *d, vk_buffer *x, uint64_t x_off, vk_buffer *y, uint64_t y_off, uint32_t y_n,
+                             uint32_t n_rows, sluice_error *err);
 
 /* Push constants of shaders/kv_store.comp; keep the two in step. */
 typedef struct vk_push_kv_store {

@@ -402,6 +402,42 @@ static void put_env(const char *name, char *v) {
     free(v);
 }
 
+/* The cache file's place and name: $XDG_CACHE_HOME/sluice (absolute paths
+ * only, as the XDG spec says), else $HOME/.cache/sluice; keyed by vendor,
+ * device, driver version and pipelineCacheUUID. No device needed. */
+Test(vulkan, pipeline_cache_path_rule) {
+    char *xdg = dup_env("XDG_CACHE_HOME"), *home = dup_env("HOME"), *pc = dup_env("SLUICE_VK_PIPELINE_CACHE");
+    vk_device_info d = fake("x", VK_DEV_DISCRETE, 1);
+    d.vendor_id = 0x1002, d.device_id = 0x73bf, d.driver_version = 0x800005;
+    for (int i = 0; i < 16; i++) d.pipeline_cache_uuid[i] = (uint8_t)(0xf0 + i);
+    const char *key = "vk-1002-73bf-00800005-f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff.bin";
+    char path[4096], want[4096];
+    unsetenv("SLUICE_VK_PIPELINE_CACHE");
+    setenv("XDG_CACHE_HOME", "/xdg/c", 1);
+    setenv("HOME", "/home/u", 1);
+    cr_assert(vk_pipeline_cache_path(&d, path, sizeof path));
+    snprintf(want, sizeof want, "/xdg/c/sluice/%s", key);
+    cr_assert_str_eq(path, want);
+    setenv("XDG_CACHE_HOME", "relative/c", 1); /* not absolute: ignored */
+    cr_assert(vk_pipeline_cache_path(&d, path, sizeof path));
+    snprintf(want, sizeof want, "/home/u/.cache/sluice/%s", key);
+    cr_assert_str_eq(path, want);
+    unsetenv("XDG_CACHE_HOME");
+    cr_assert(vk_pipeline_cache_path(&d, path, sizeof path));
+    cr_assert_str_eq(path, want);
+    cr_assert_not(vk_pipeline_cache_path(&d, path, 20), "does not fit");
+    setenv("SLUICE_VK_PIPELINE_CACHE", "1", 1);
+    cr_assert(vk_pipeline_cache_enabled());
+    setenv("SLUICE_VK_PIPELINE_CACHE", "0", 1);
+    cr_assert_not(vk_pipeline_cache_path(&d, path, sizeof path));
+    unsetenv("SLUICE_VK_PIPELINE_CACHE");
+    unsetenv("HOME");
+    cr_assert_not(vk_pipeline_cache_path(&d, path, sizeof path), "neither XDG_CACHE_HOME nor HOME");
+    put_env("XDG_CACHE_HOME", xdg);
+    put_env("HOME", home);
+    put_env("SLUICE_VK_PIPELINE_CACHE", pc);
+}
+
 static void cache_env_begin(cache_env *e) {
     e->xdg = dup_env("XDG_CACHE_HOME");
     e->pc = dup_env("SLUICE_VK_PIPELINE_CACHE");

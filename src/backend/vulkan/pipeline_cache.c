@@ -236,11 +236,11 @@ static const char *write_atomic(const char *path, const uint8_t *buf, size_t n) 
 }
 
 void vk_pcache_close(vk_device *d) {
+    if (d->pipelines_created)
+        sluice_log(SLUICE_LOG_DEBUG, "vulkan: %u pipeline(s) created in %.2f ms (pipeline cache: %s, %llu bytes loaded)",
+                   d->pipelines_created, d->pipeline_ns / 1e6, d->pcache ? "on" : "off",
+                   (unsigned long long)d->pcache_loaded);
     if (!d->pcache) return;
-    if (d->pipelines_created) {
-        sluice_log(SLUICE_LOG_DEBUG, "vulkan: %u pipeline(s) created in %.2f ms (pipeline cache: %llu bytes loaded)",
-                   d->pipelines_created, d->pipeline_ns / 1e6, (unsigned long long)d->pcache_loaded);
-    }
     size_t n = 0;
     uint8_t *buf = NULL;
     /* Only when this process created pipelines and the driver's data grew

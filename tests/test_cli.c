@@ -308,6 +308,14 @@ Test(cli, devices_json_lists_devices) {
         cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(d, "subgroup_size")));
         cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(d, "max_storage_buffer_range")));
         cr_assert(cJSON_IsObject(cJSON_GetObjectItem(d, "kernels")));
+        cJSON *q, *quirks = cJSON_GetObjectItem(d, "quirks");
+        cr_assert(cJSON_IsArray(quirks), "each device lists its driver quirks");
+        cJSON_ArrayForEach(q, quirks) {
+            cr_assert(cJSON_IsString(cJSON_GetObjectItem(q, "name")));
+            cr_assert(cJSON_IsString(cJSON_GetObjectItem(q, "reason")));
+        }
+        if (cJSON_GetObjectItem(d, "driver_id")->valueint == 13 /* lavapipe */)
+            cr_assert_eq(cJSON_GetArraySize(quirks), 1, "lavapipe: the lane_rows quirk");
         if (cJSON_IsTrue(cJSON_GetObjectItem(d, "auto")))
             cr_assert_str_neq(cJSON_GetObjectItem(d, "type")->valuestring, "cpu");
     }

@@ -8,6 +8,9 @@
  * of any type (lavapipe in CI). */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +22,7 @@ Test(vulkan, not_built) { cr_skip("sluice was built without the Vulkan backend (
 #else
 #include "backend/vulkan/device.h"
 #include "backend/vulkan/ops.h"
+#include "backend/vulkan/quirks.h"
 #include "backend/vulkan/runtime.h"
 #include "backend/vulkan/shaders_registry.h"
 #include "core/fp16.h"
@@ -102,6 +106,98 @@ Test(vulkan, kill_switches) {
     cr_assert(!k.subgroups && !k.fp16 && !k.int_dot);
     setenv("SLUICE_VK_DISABLE_FP16", "0", 1);
     cr_assert(vk_kernel_caps_for(&d).fp16);
+}
+
+/* The quirk table's matching is a pure function of the device record:
+ * vendor and driver id (0 = any) and the raw driver version range
+ * [min, max) (max 0 = open). */
+Test(vulkan, quirk_matching) {
+    const vk_quirk tab[] = {
+        {.name = "any", .disable = VK_QUIRK_FP16, .reason = "wildcard"},
+        {.name = "amd", .vendor_id = 0x1002, .disable = VK_QUIRK_SUBGROUPS, .reason = "vendor only"},
+        {.name = "radv-old", .vendor_id = 0x1002, .driver_id = 3, .driver_min = 100, .driver_max = 200,
+         .disable = VK_QUIRK_INT_DOT, .reason = "range"},
+        {.name = "drv9-new", .driver_id = 9, .driver_min = 500, .force = VK_QUIRK_LANE_ROWS, .reason = "open range"},
+    };
+    vk_device_info d = fake("x", VK_DEV_DISCRETE, 1);
+    const vk_quirk *out[8];
+    d.vendor_id = 0x10de, d.driver_id = 4, d.driver_version = 150;
+    cr_assert_eq(vk_quirks_match(tab, 4, &d, out, 8), 1);
+    cr_assert_str_eq(out[0]->name, "any");
+    d.vendor_id = 0x1002, d.driver_id = 3;
+    cr_assert_eq(vk_quirks_match(tab, 4, &d, out, 8), 3);
+    cr_assert_str_eq(out[2]->name, "radv-old");
+    d.driver_version = 99; /* below min */
+    cr_assert_eq(vk_quirks_match(tab, 4, &d, out, 8), 2);
+    d.driver_version = 200; /* max is exclusive */
+    cr_assert_eq(vk_quirks_match(tab, 4, &d, out, 8), 2);
+    d.driver_version = 199;
+    cr_assert(vk_quirk_matches(&tab[2], &d));
+    d.driver_id = 4; /* same vendor and version, other driver */
+    cr_assert_not(vk_quirk_matches(&tab[2], &d));
+    d.driver_id = 9, d.driver_version = 499;
+    cr_assert_not(vk_quirk_matches(&tab[3], &d));
+    d.driver_version = 0xffffffffu;
+    cr_assert(vk_quirk_matches(&tab[3], &d), "max 0: no upper bound");
+    /* more matches than room: the count, and only cap written */
+    out[1] = NULL;
+    cr_assert_eq(vk_quirks_match(tab, 4, &d, out, 1), 3);
+    cr_assert_null(out[1]);
+
+    /* applying: disables clear, force sets; only capabilities that exist */
+    vk_kernel_caps k = {.subgroups = true, .fp16 = true, .int_dot = true, .lane_rows = false};
+    const vk_quirk *all[] = {&tab[0], &tab[1], &tab[2], &tab[3]};
+    k = vk_quirks_apply(k, all, 4);
+    cr_assert(!k.subgroups && !k.fp16 && !k.int_dot && k.lane_rows);
+    char buf[64];
+    vk_quirk_bits_str(VK_QUIRK_SUBGROUPS | VK_QUIRK_LANE_ROWS, buf, sizeof buf);
+    cr_assert_str_eq(buf, "subgroups,lane_rows");
+    vk_quirk_bits_str(0, buf, sizeof buf);
+    cr_assert_str_eq(buf, "");
+}
+
+/* The built-in table: lavapipe gets the row-per-lane mat-vec, MoltenVK on
+ * AMD loses subgroup reductions; the environment switches still win, and
+ * SLUICE_VK_NO_QUIRKS=1 ignores the table. Every entry carries a reason. */
+Test(vulkan, quirk_table_and_env) {
+    uint32_t n = 0;
+    const vk_quirk *tab = vk_quirk_table(&n);
+    cr_assert_gt(n, 0);
+    for (uint32_t i = 0; i < n; i++) {
+        cr_assert(tab[i].name && *tab[i].name && tab[i].reason && *tab[i].reason);
+        cr_assert_eq(tab[i].force & ~(uint32_t)VK_QUIRK_LANE_ROWS, 0, "%s forces a capability", tab[i].name);
+    }
+    vk_device_info lvp = fake("llvmpipe (LLVM 15.0.6, 256 bits)", VK_DEV_CPU, 2048);
+    lvp.vendor_id = 0x10005, lvp.driver_id = 13 /* VK_DRIVER_ID_MESA_LLVMPIPE */;
+    lvp.subgroup_arith = lvp.fp16 = lvp.storage16 = true;
+    lvp.subgroup_size = 8;
+    vk_kernel_caps k = vk_kernel_caps_for(&lvp);
+    cr_assert(k.lane_rows && k.subgroups && k.fp16);
+    setenv("SLUICE_VK_MMV_SPLIT", "1", 1);
+    cr_assert_not(vk_kernel_caps_for(&lvp).lane_rows, "SLUICE_VK_MMV_SPLIT=1 overrides the quirk");
+    unsetenv("SLUICE_VK_MMV_SPLIT");
+    setenv("SLUICE_VK_NO_QUIRKS", "1", 1);
+    const vk_quirk *q[VK_MAX_QUIRKS];
+    cr_assert_eq(vk_quirks_for(&lvp, q, VK_MAX_QUIRKS), 0);
+    cr_assert_not(vk_kernel_caps_for(&lvp).lane_rows);
+    unsetenv("SLUICE_VK_NO_QUIRKS");
+    cr_assert_eq(vk_quirks_for(&lvp, q, VK_MAX_QUIRKS), 1);
+    cr_assert_str_eq(q[0]->name, "llvmpipe-lane-rows");
+
+    vk_device_info mvk = fake("AMD Radeon Pro 5500M", VK_DEV_DISCRETE, 4096);
+    mvk.vendor_id = 0x1002, mvk.driver_id = 14 /* VK_DRIVER_ID_MOLTENVK */, mvk.driver_version = 10401;
+    mvk.subgroup_arith = mvk.fp16 = mvk.storage16 = true;
+    mvk.subgroup_size = 64;
+    k = vk_kernel_caps_for(&mvk);
+    cr_assert(!k.subgroups && k.fp16 && !k.lane_rows);
+    mvk.vendor_id = 0x8086; /* MoltenVK on Intel: not this entry */
+    cr_assert(vk_kernel_caps_for(&mvk).subgroups);
+    setenv("SLUICE_VK_DISABLE_SUBGROUPS", "1", 1);
+    cr_assert_not(vk_kernel_caps_for(&mvk).subgroups, "env switches still turn paths off");
+    unsetenv("SLUICE_VK_DISABLE_SUBGROUPS");
+    /* an unknown driver gets no quirk */
+    mvk.driver_id = 0;
+    cr_assert_eq(vk_quirks_for(&mvk, q, VK_MAX_QUIRKS), 0);
 }
 
 /* ---- with a device ---- */
@@ -284,6 +380,234 @@ Test(vulkan, rms_norm_vs_cpu) {
     cr_assert(!vk_device_caps(d).subgroups);
     check_rms_norm(d);
     close_all(d);
+}
+
+/* ---- pipeline cache on disk ---- */
+
+/* Environment of one cache test: XDG_CACHE_HOME pointed at a fresh folder,
+ * SLUICE_VK_PIPELINE_CACHE unset; cache_env_end puts both back. */
+typedef struct cache_env {
+    char dir[4096];     /* the fresh XDG_CACHE_HOME */
+    char *xdg, *pc;     /* previous values (strdup'd), NULL when unset */
+} cache_env;
+
+static char *dup_env(const char *name) {
+    const char *v = getenv(name);
+    return v ? strdup(v) : NULL;
+}
+
+static void put_env(const char *name, char *v) {
+    if (v) setenv(name, v, 1);
+    else unsetenv(name);
+    free(v);
+}
+
+/* The cache file's place and name: $XDG_CACHE_HOME/sluice (absolute paths
+ * only, as the XDG spec says), else $HOME/.cache/sluice; keyed by vendor,
+ * device, driver version and pipelineCacheUUID. No device needed. */
+Test(vulkan, pipeline_cache_path_rule) {
+    char *xdg = dup_env("XDG_CACHE_HOME"), *home = dup_env("HOME"), *pc = dup_env("SLUICE_VK_PIPELINE_CACHE");
+    vk_device_info d = fake("x", VK_DEV_DISCRETE, 1);
+    d.vendor_id = 0x1002, d.device_id = 0x73bf, d.driver_version = 0x800005;
+    for (int i = 0; i < 16; i++) d.pipeline_cache_uuid[i] = (uint8_t)(0xf0 + i);
+    const char *key = "vk-1002-73bf-00800005-f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff.bin";
+    char path[4096], want[4096];
+    unsetenv("SLUICE_VK_PIPELINE_CACHE");
+    setenv("XDG_CACHE_HOME", "/xdg/c", 1);
+    setenv("HOME", "/home/u", 1);
+    cr_assert(vk_pipeline_cache_path(&d, path, sizeof path));
+    snprintf(want, sizeof want, "/xdg/c/sluice/%s", key);
+    cr_assert_str_eq(path, want);
+    setenv("XDG_CACHE_HOME", "relative/c", 1); /* not absolute: ignored */
+    cr_assert(vk_pipeline_cache_path(&d, path, sizeof path));
+    snprintf(want, sizeof want, "/home/u/.cache/sluice/%s", key);
+    cr_assert_str_eq(path, want);
+    unsetenv("XDG_CACHE_HOME");
+    cr_assert(vk_pipeline_cache_path(&d, path, sizeof path));
+    cr_assert_str_eq(path, want);
+    cr_assert_not(vk_pipeline_cache_path(&d, path, 20), "does not fit");
+    setenv("SLUICE_VK_PIPELINE_CACHE", "1", 1);
+    cr_assert(vk_pipeline_cache_enabled());
+    setenv("SLUICE_VK_PIPELINE_CACHE", "0", 1);
+    cr_assert_not(vk_pipeline_cache_path(&d, path, sizeof path));
+    unsetenv("SLUICE_VK_PIPELINE_CACHE");
+    unsetenv("HOME");
+    cr_assert_not(vk_pipeline_cache_path(&d, path, sizeof path), "neither XDG_CACHE_HOME nor HOME");
+    put_env("XDG_CACHE_HOME", xdg);
+    put_env("HOME", home);
+    put_env("SLUICE_VK_PIPELINE_CACHE", pc);
+}
+
+static void cache_env_begin(cache_env *e) {
+    e->xdg = dup_env("XDG_CACHE_HOME");
+    e->pc = dup_env("SLUICE_VK_PIPELINE_CACHE");
+    snprintf(e->dir, sizeof e->dir, "%s", tu_tmp_path("xdg-cache"));
+    cr_assert_eq(mkdir(e->dir, 0700), 0, "%s: %s", e->dir, strerror(errno));
+    setenv("XDG_CACHE_HOME", e->dir, 1);
+    unsetenv("SLUICE_VK_PIPELINE_CACHE");
+}
+
+static void cache_env_end(cache_env *e) {
+    put_env("XDG_CACHE_HOME", e->xdg);
+    put_env("SLUICE_VK_PIPELINE_CACHE", e->pc);
+}
+
+/* Files in dir/sluice (0 when it does not exist); the last one's path in
+ * last (cap CACHE_PATH_MAX) when given. */
+#define CACHE_PATH_MAX 4400
+static int cache_files(const cache_env *e, char *last) {
+    char sub[4096];
+    snprintf(sub, sizeof sub, "%.4080s/sluice", e->dir);
+    DIR *dp = opendir(sub);
+    if (!dp) return 0;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(dp)))
+        if (de->d_name[0] != '.') {
+            n++;
+            if (last) snprintf(last, CACHE_PATH_MAX, "%s/%s", sub, de->d_name);
+        }
+    closedir(dp);
+    return n;
+}
+
+/* One small rms_norm on d, checked against the CPU: creates a pipeline. */
+static void small_rms_norm(vk_device *d) {
+    enum { COLS = 100, ROWS = 3 };
+    float x[COLS * ROWS], w[COLS], ref[COLS * ROWS], got[COLS * ROWS];
+    tu_rng rng = {0x5eed00c4};
+    for (int i = 0; i < COLS * ROWS; i++) x[i] = tu_rand_normal(&rng);
+    for (int i = 0; i < COLS; i++) w[i] = tu_rand_uniform(&rng, -2.0f, 2.0f);
+    for (int r = 0; r < ROWS; r++) rms_norm_ref(ref + r * COLS, x + r * COLS, w, COLS, 1e-5f);
+    sluice_error err = {0};
+    vk_buffer *bx = upload(d, x, COLS * ROWS), *bw = upload(d, w, COLS), *bd = NULL;
+    cr_assert_eq(vk_buffer_create(d, sizeof got, VK_MEM_DEVICE, &bd, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(vk_step_begin(d, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(vk_op_rms_norm(d, bx, bw, bd, COLS, ROWS, 1e-5f, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(vk_step_submit(d, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(vk_buffer_read(d, bd, 0, got, sizeof got, &err), SLUICE_OK, "%s", err.msg);
+    double e = tu_nmse(got, ref, COLS * ROWS);
+    cr_assert_lt(e, RMS_NORM_NMSE, "rms_norm with the pipeline cache: NMSE %g", e);
+    vk_buffer_destroy(d, bx);
+    vk_buffer_destroy(d, bw);
+    vk_buffer_destroy(d, bd);
+}
+
+static ino_t inode_of(const char *path) {
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0, "%s: %s", path, strerror(errno));
+    return st.st_ino;
+}
+
+/* First open + a pipeline writes exactly one file, named by the device
+ * key; the second open loads it and, with nothing new, does not rewrite
+ * it. */
+Test(vulkan, pipeline_cache_written_then_loaded) {
+    cache_env e;
+    cache_env_begin(&e);
+    vk_device *d = open_device();
+    cr_assert_eq(vk_device_pipeline_cache_loaded(d), 0, "fresh cache folder");
+    small_rms_norm(d);
+    char want[CACHE_PATH_MAX], path[CACHE_PATH_MAX];
+    cr_assert(vk_pipeline_cache_path(vk_device_info_of(d), want, sizeof want));
+    vk_device_destroy(d);
+    cr_assert_eq(cache_files(&e, path), 1, "one cache file, no temporary left over");
+    cr_assert_str_eq(path, want);
+    const vk_device_info *info = vk_device_info_of(d = open_device());
+    char key[64];
+    snprintf(key, sizeof key, "/vk-%04x-%04x-%08x-", info->vendor_id, info->device_id, info->driver_version);
+    cr_assert(strstr(path, key), "%s: keyed by vendor, device and driver version", path);
+    ino_t before = inode_of(path);
+    cr_assert_gt(vk_device_pipeline_cache_loaded(d), 0, "second open loads the file");
+    small_rms_norm(d);
+    close_all(d);
+    cr_assert_eq(cache_files(&e, NULL), 1);
+    cr_assert_eq(inode_of(path), before, "nothing new: the file is not rewritten");
+    cache_env_end(&e);
+}
+
+static uint64_t fnv1a64(const uint8_t *p, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static char g_log[4096];
+static void capture_log(sluice_log_level level, const char *msg, void *user) {
+    size_t used = strlen(g_log);
+    snprintf(g_log + used, sizeof g_log - used, "%s\n", msg);
+    fprintf(stderr, "sluice log: %s\n", msg);
+}
+
+/* A damaged file (bytes flipped, truncated, or a valid file written for
+ * another device) is ignored with a log line: nothing loaded, the op still
+ * right, and the file rewritten valid on destroy. */
+Test(vulkan, pipeline_cache_bad_file_ignored) {
+    static const char *modes[] = {"flip", "truncate", "other-device"};
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        cache_env e;
+        cache_env_begin(&e);
+        vk_device *d = open_device();
+        small_rms_norm(d);
+        vk_device_destroy(d);
+        char path[CACHE_PATH_MAX];
+        cr_assert_eq(cache_files(&e, path), 1);
+        size_t n = 0;
+        uint8_t *buf = (uint8_t *)tu_read_file(path, &n);
+        cr_assert(buf && n >= 64, "%s: %zu bytes (our header + Vulkan's)", path, n);
+        if (!strcmp(modes[m], "flip")) {
+            for (size_t i = n / 2; i < n / 2 + 4; i++) buf[i] ^= 0xa5;
+        } else if (!strcmp(modes[m], "truncate")) {
+            n -= n / 3;
+        } else {
+            buf[32 + 8] ^= 0x01; /* the Vulkan header's vendorID, checksum made right again */
+            uint64_t h = fnv1a64(buf + 32, n - 32);
+            memcpy(buf + 24, &h, 8);
+        }
+        FILE *f = fopen(path, "wb");
+        cr_assert(f && fwrite(buf, 1, n, f) == n && fclose(f) == 0);
+        free(buf);
+
+        g_log[0] = 0;
+        sluice_set_log(capture_log, NULL, SLUICE_LOG_DEBUG);
+        d = open_device();
+        sluice_set_log(NULL, NULL, SLUICE_LOG_INFO);
+        cr_assert_eq(vk_device_pipeline_cache_loaded(d), 0, "%s: a bad file is not loaded", modes[m]);
+        cr_assert(strstr(g_log, "ignored"), "%s: logged why: %s", modes[m], g_log);
+        small_rms_norm(d);
+        vk_device_destroy(d);
+        d = open_device();
+        cr_assert_gt(vk_device_pipeline_cache_loaded(d), 0, "%s: rewritten valid on destroy", modes[m]);
+        close_all(d);
+        cr_assert_eq(cache_files(&e, NULL), 1);
+        cache_env_end(&e);
+    }
+}
+
+/* SLUICE_VK_PIPELINE_CACHE=0, or no XDG_CACHE_HOME and no HOME: no file
+ * read or written, and the device works as before. */
+Test(vulkan, pipeline_cache_off) {
+    cache_env e;
+    cache_env_begin(&e);
+    setenv("SLUICE_VK_PIPELINE_CACHE", "0", 1);
+    cr_assert_not(vk_pipeline_cache_enabled());
+    vk_device *d = open_device();
+    char path[CACHE_PATH_MAX];
+    cr_assert_not(vk_pipeline_cache_path(vk_device_info_of(d), path, sizeof path));
+    small_rms_norm(d);
+    vk_device_destroy(d);
+    cr_assert_eq(cache_files(&e, NULL), 0, "SLUICE_VK_PIPELINE_CACHE=0 writes nothing");
+    unsetenv("SLUICE_VK_PIPELINE_CACHE");
+    char *home = dup_env("HOME");
+    unsetenv("XDG_CACHE_HOME");
+    unsetenv("HOME");
+    d = open_device();
+    cr_assert_not(vk_pipeline_cache_path(vk_device_info_of(d), path, sizeof path));
+    cr_assert_eq(vk_device_pipeline_cache_loaded(d), 0);
+    small_rms_norm(d);
+    close_all(d);
+    put_env("HOME", home);
+    cache_env_end(&e);
 }
 
 /* ---- mul_mat_vec ---- */

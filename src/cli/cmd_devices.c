@@ -1,19 +1,22 @@
 /* cmd_devices.c — `sluice devices`: the Vulkan devices of this machine,
- * their capabilities and limits, the kernel paths sluice takes on each and
- * which one `--backend auto` would pick. Without a Vulkan build, loader or
- * device it says so and exits 0: the CPU engine is then what runs. */
+ * their capabilities and limits, the kernel paths sluice takes on each,
+ * the driver quirks that apply to it and which one `--backend auto` would
+ * pick. Without a Vulkan build, loader or device it says so and exits 0:
+ * the CPU engine is then what runs. */
 #include <stdio.h>
 #include <string.h>
 #include <cjson/cJSON.h>
 #include "cli/cli.h"
 #ifdef SLUICE_HAVE_VULKAN
 #include "backend/vulkan/device.h"
+#include "backend/vulkan/quirks.h"
 #endif
 
 static void usage(FILE *f) {
     fprintf(f, "usage: sluice devices [--json]\n"
                "Lists the Vulkan devices and which one --backend auto picks (discrete GPU, then integrated,\n"
                "else the CPU engine; a CPU Vulkan device such as lavapipe only via --device).\n"
+               "Each device lists the driver quirks that apply to it (SLUICE_VK_NO_QUIRKS=1 ignores them).\n"
                "SLUICE_VK_VALIDATE=1 enables the Khronos validation layer.\n");
 }
 
@@ -46,6 +49,17 @@ static void print_text(const vk_instance *inst, int pick) {
                (unsigned long long)d->max_storage_buffer_range, (unsigned long long)d->max_alloc, d->max_shared);
         printf("  kernels       %s reductions, %s arithmetic%s, mat-vec %s\n", k.subgroups ? "subgroup" : "shared-memory",
                k.fp16 ? "fp16" : "fp32", k.int_dot ? ", int8 dot" : "", k.lane_rows ? "row per lane" : "split rows");
+        const vk_quirk *q[VK_MAX_QUIRKS];
+        uint32_t nq = vk_quirks_for(d, q, VK_MAX_QUIRKS);
+        if (nq > VK_MAX_QUIRKS) nq = VK_MAX_QUIRKS;
+        if (!nq) printf("  quirks        none\n");
+        for (uint32_t j = 0; j < nq; j++) {
+            char off[64], on[64];
+            vk_quirk_bits_str(q[j]->disable, off, sizeof off);
+            vk_quirk_bits_str(q[j]->force, on, sizeof on);
+            printf("  quirk         %s:%s%s%s%s — %s\n", q[j]->name, *off ? " disables " : "", off,
+                   *on ? " forces " : "", on, q[j]->reason);
+        }
     }
     if (pick >= 0) printf("\n--backend auto uses device %d\n", pick);
     else printf("\n--backend auto uses the CPU engine (no discrete or integrated GPU)\n");
@@ -94,6 +108,20 @@ static cJSON *device_json(const vk_device_info *d, uint32_t i, bool picked) {
     cJSON_AddBoolToObject(ko, "fp16", k.fp16);
     cJSON_AddBoolToObject(ko, "int_dot", k.int_dot);
     cJSON_AddBoolToObject(ko, "lane_rows", k.lane_rows);
+    cJSON *qa = cJSON_AddArrayToObject(o, "quirks");
+    const vk_quirk *q[VK_MAX_QUIRKS];
+    uint32_t nq = vk_quirks_for(d, q, VK_MAX_QUIRKS);
+    for (uint32_t j = 0; j < nq && j < VK_MAX_QUIRKS; j++) {
+        char off[64], on[64];
+        vk_quirk_bits_str(q[j]->disable, off, sizeof off);
+        vk_quirk_bits_str(q[j]->force, on, sizeof on);
+        cJSON *qo = cJSON_CreateObject();
+        cJSON_AddStringToObject(qo, "name", q[j]->name);
+        cJSON_AddStringToObject(qo, "disables", off);
+        cJSON_AddStringToObject(qo, "forces", on);
+        cJSON_AddStringToObject(qo, "reason", q[j]->reason);
+        cJSON_AddItemToArray(qa, qo);
+    }
     return o;
 }
 #endif

@@ -1,5 +1,6 @@
 /* main.c — the sluice command line: dispatch to one file per subcommand. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "cli/cli.h"
 
@@ -23,7 +24,22 @@ static void usage(FILE *f) {
             DEFAULT_MODEL_FILE);
 }
 
+/* SLUICE_LOG=debug|info|warn|error: the least severe log line shown on
+ * stderr (default info). */
+static void log_level_from_env(void) {
+    static const char *names[] = {"debug", "info", "warn", "error"};
+    const char *s = getenv("SLUICE_LOG");
+    if (!s || !*s) return;
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(s, names[i])) {
+            sluice_set_log(NULL, NULL, (sluice_log_level)i);
+            return;
+        }
+    fprintf(stderr, "sluice: SLUICE_LOG=%s ignored (debug, info, warn or error)\n", s);
+}
+
 int main(int argc, char **argv) {
+    log_level_from_env();
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <volk.h>
+#include "backend/vulkan/quirks.h"
 #include "backend/vulkan/vk_internal.h"
 
 struct vk_instance {
@@ -68,12 +69,22 @@ static bool env_on(const char *name) {
 bool vk_validate_from_env(void) { return env_on("SLUICE_VK_VALIDATE"); }
 
 vk_kernel_caps vk_kernel_caps_for(const vk_device_info *d) {
+    /* what the device offers ... */
     vk_kernel_caps k = {
-        .subgroups = d->subgroup_arith && d->subgroup_size >= 4 && !env_on("SLUICE_VK_DISABLE_SUBGROUPS"),
-        .fp16 = d->fp16 && d->storage16 && !env_on("SLUICE_VK_DISABLE_FP16"),
-        .int_dot = d->int_dot && d->int8 && d->storage8 && !env_on("SLUICE_VK_DISABLE_INT_DOT"),
-        .lane_rows = d->type == VK_DEV_CPU && !env_on("SLUICE_VK_MMV_SPLIT"),
+        .subgroups = d->subgroup_arith && d->subgroup_size >= 4,
+        .fp16 = d->fp16 && d->storage16,
+        .int_dot = d->int_dot && d->int8 && d->storage8,
+        .lane_rows = false,
     };
+    /* ... minus known driver bugs, plus driver-specific layouts ... */
+    const vk_quirk *q[VK_MAX_QUIRKS];
+    uint32_t n = vk_quirks_for(d, q, VK_MAX_QUIRKS);
+    k = vk_quirks_apply(k, q, n < VK_MAX_QUIRKS ? n : VK_MAX_QUIRKS);
+    /* ... minus what the environment turns off */
+    if (env_on("SLUICE_VK_DISABLE_SUBGROUPS")) k.subgroups = false;
+    if (env_on("SLUICE_VK_DISABLE_FP16")) k.fp16 = false;
+    if (env_on("SLUICE_VK_DISABLE_INT_DOT")) k.int_dot = false;
+    if (env_on("SLUICE_VK_MMV_SPLIT")) k.lane_rows = false;
     return k;
 }
 
@@ -149,6 +160,7 @@ static void query_device(VkPhysicalDevice pd, uint32_t instance_api, vk_device_i
     d->api_version = props.apiVersion;
     d->api_used = props.apiVersion < instance_api ? props.apiVersion : instance_api;
     d->driver_version = props.driverVersion;
+    memcpy(d->pipeline_cache_uuid, props.pipelineCacheUUID, sizeof d->pipeline_cache_uuid);
     d->max_storage_buffer_range = props.limits.maxStorageBufferRange;
     d->max_shared = props.limits.maxComputeSharedMemorySize;
     d->max_wg_invocations = props.limits.maxComputeWorkGroupInvocations;

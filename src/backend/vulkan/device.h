@@ -29,6 +29,7 @@ typedef struct vk_device_info {
     char driver_name[256];          /* e.g. "llvmpipe", "NVIDIA" */
     char driver_info[256];          /* e.g. "Mesa 22.3.6 (LLVM 15.0.6)" */
     uint32_t driver_version;        /* raw, vendor encoded: see vk_driver_version_str */
+    uint8_t pipeline_cache_uuid[16]; /* pipelineCacheUUID: cache data is valid only where it matches */
     uint32_t n_heaps;
     vk_heap heaps[VK_MAX_HEAPS];
     uint32_t subgroup_size;         /* default subgroup size */
@@ -47,18 +48,24 @@ typedef struct vk_device_info {
     uint32_t max_wg_count[3];       /* maxComputeWorkGroupCount */
 } vk_device_info;
 
-/* Kernel paths sluice takes on a device: capabilities minus the
- * environment kill switches SLUICE_VK_DISABLE_SUBGROUPS=1,
- * SLUICE_VK_DISABLE_FP16=1 and SLUICE_VK_DISABLE_INT_DOT=1. The scalar
- * path (shared-memory reductions, fp32 arithmetic) always exists. */
+/* Kernel paths sluice takes on a device: its capabilities, then the quirk
+ * table (quirks.h: known driver bugs turn paths off, driver-specific
+ * layouts such as lane_rows on lavapipe turn on; SLUICE_VK_NO_QUIRKS=1
+ * ignores it), then the environment switches, which win over both:
+ * SLUICE_VK_DISABLE_SUBGROUPS=1, SLUICE_VK_DISABLE_FP16=1,
+ * SLUICE_VK_DISABLE_INT_DOT=1, SLUICE_VK_MMV_SPLIT=1. The scalar path
+ * (shared-memory reductions, fp32 arithmetic) always exists. */
 typedef struct vk_kernel_caps {
     bool subgroups;  /* subgroup reductions instead of shared memory */
     bool fp16;       /* fp16 arithmetic and 16-bit storage */
     bool int_dot;    /* packed int8 dot products */
-    bool lane_rows;  /* matrix x vector with one row per invocation: CPU devices
-                        (lavapipe), unless SLUICE_VK_MMV_SPLIT=1 asks for the
-                        GPU layout (lanes split a row's columns) */
+    bool lane_rows;  /* matrix x vector with one row per invocation (CPU
+                        drivers, by quirk), else the GPU layout (lanes split
+                        a row's columns); SLUICE_VK_MMV_SPLIT=1 forces the
+                        GPU layout */
 } vk_kernel_caps;
+/* Most quirk entries that may apply to one device. */
+#define VK_MAX_QUIRKS 8
 vk_kernel_caps vk_kernel_caps_for(const vk_device_info *d);
 
 const char *vk_dev_type_name(vk_dev_type t);      /* "discrete", "cpu", ... */

@@ -32,7 +32,8 @@ sluice_status vk_op_rms_norm(vk_device *d, vk_buffer *x, vk_buffer *w, vk_buffer
  * alike on lavapipe (4096 x 4096, run to run noise larger than the
  * differences); 2 keeps the partial last workgroup path in use. */
 #define MUL_MAT_VEC_ROWS 2
-/* On CPU devices (lavapipe) the shader's LANE_ROWS mode instead gives each
+/* On CPU devices (lavapipe; chosen by the quirk table, quirks.c) the
+ * shader's LANE_ROWS mode instead gives each
  * invocation a whole row: x reads are then the same address for every lane
  * and weight reads a few per 32 elements, where the split path pays a
  * per-lane gather for every x element. 4096 x 4096 model (tiny256) tg:
@@ -79,7 +80,7 @@ sluice_status vk_op_mul_mat_vec(vk_device *d, qtype t, vk_buffer *w, uint64_t w_
                            rows, cols, (unsigned long long)w_off);
     if ((x_off + cols) * sizeof(float) > x->size || (y_off + rows) * sizeof(float) > y->size)
         return sluice_fail(err, SLUICE_ERR_ARG, "mul_mat_vec: x (%u) or y (%u) does not fit its buffer", cols, rows);
-    /* caps.lane_rows (CPU devices): one row per invocation (spec constant 2,
+    /* caps.lane_rows (CPU drivers, by quirk): one row per invocation (spec constant 2,
      * see the shader), MUL_MAT_VEC_BLOCK rows per workgroup. */
     const bool lane_rows = d->caps.lane_rows;
     const uint32_t rpw = lane_rows ? MUL_MAT_VEC_BLOCK : MUL_MAT_VEC_ROWS;

@@ -1,7 +1,9 @@
 /* pipeline.c — compute pipelines from the embedded SPIR-V registry, one per
  * shader variant, created on first use: descriptor set layout of storage
- * buffers, push-constant range, specialization constants. */
+ * buffers, push-constant range, specialization constants; through the
+ * device's pipeline cache (pipeline_cache.c), timing the creation. */
 #include <string.h>
+#include <time.h>
 #include "backend/vulkan/vk_internal.h"
 
 #define MAX_SPEC 8
@@ -69,7 +71,12 @@ vk_pipeline *vk_pipeline_get(vk_device *d, vk_shader_id id, uint32_t n_bindings,
                                                  .pName = "main",
                                                  .pSpecializationInfo = n_spec ? &si : NULL},
                                        .layout = p->layout};
-    r = d->vk.vkCreateComputePipelines(d->dev, VK_NULL_HANDLE, 1, &cpi, NULL, &p->pipe);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    r = d->vk.vkCreateComputePipelines(d->dev, d->pcache, 1, &cpi, NULL, &p->pipe);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    d->pipelines_created++;
+    d->pipeline_ns += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000ll + (t1.tv_nsec - t0.tv_nsec));
     d->vk.vkDestroyShaderModule(d->dev, mod, NULL);
     if (r != VK_SUCCESS) {
         p->pipe = VK_NULL_HANDLE;

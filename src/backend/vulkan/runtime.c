@@ -1,5 +1,5 @@
 /* runtime.c — the logical device (queue, enabled features, per-device
- * function table) and steps: one command buffer of dispatches with its
+ * function table, pipeline cache) and steps: one command buffer of dispatches with its
  * descriptor pool, submitted and waited for with a fence. */
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +91,7 @@ sluice_status vk_device_create(vk_instance *inst, uint32_t index, vk_device **ou
     }
     volkLoadDeviceTable(&d->vk, d->dev);
     d->vk.vkGetDeviceQueue(d->dev, d->queue_family, 0, &d->queue);
+    vk_pcache_open(d);
 
     VkCommandPoolCreateInfo cpi = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
                                    .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
@@ -133,6 +134,7 @@ void vk_device_destroy(vk_device *d) {
     if (d->dev) {
         d->vk.vkDeviceWaitIdle(d->dev);
         vk_pipelines_destroy(d);
+        vk_pcache_close(d);
         if (d->fence) d->vk.vkDestroyFence(d->dev, d->fence, NULL);
         if (d->desc_pool) d->vk.vkDestroyDescriptorPool(d->dev, d->desc_pool, NULL);
         if (d->cmd_pool) d->vk.vkDestroyCommandPool(d->dev, d->cmd_pool, NULL);

@@ -18,6 +18,17 @@ const vk_device_info *vk_device_info_of(const vk_device *d);
 /* Kernel paths of d, fixed when it was created (environment switches
  * included). */
 vk_kernel_caps vk_device_caps(const vk_device *d);
+/* Bytes of pipeline cache data d was seeded with from the disk cache (0:
+ * cache off, no file yet, or the file was invalid and ignored). */
+uint64_t vk_device_pipeline_cache_loaded(const vk_device *d);
+
+/* False when SLUICE_VK_PIPELINE_CACHE=0 turns the disk pipeline cache off. */
+bool vk_pipeline_cache_enabled(void);
+/* Path of the pipeline cache file for a device into buf:
+ * $XDG_CACHE_HOME/sluice/ (else $HOME/.cache/sluice/) +
+ * vk-<vendor>-<device>-<driverVersion>-<pipelineCacheUUID>.bin (hex).
+ * False when the cache is off or neither variable is set. */
+bool vk_pipeline_cache_path(const vk_device_info *info, char *buf, size_t cap);
 
 typedef enum vk_mem_kind {
     VK_MEM_DEVICE, /* device-local: weights and activations */

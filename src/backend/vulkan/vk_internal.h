@@ -53,6 +53,11 @@ struct vk_device {
     bool force_staging;         /* SLUICE_VK_FORCE_STAGING=1: never map device-local memory */
     uint32_t dispatches;        /* dispatches recorded in this step */
     vk_pipeline pipelines[VK_SHADER_COUNT];
+    VkPipelineCache pcache;     /* VK_NULL_HANDLE: disk cache off (pipeline_cache.c) */
+    char pcache_path[4096];     /* its file; "" when off */
+    uint64_t pcache_loaded;     /* bytes of cache data the file gave (0: none, or it was bad) */
+    uint32_t pipelines_created; /* vkCreateComputePipelines calls so far */
+    uint64_t pipeline_ns;       /* time spent in them, ns */
 };
 
 /* Physical device handle i of inst (device.c). */
@@ -68,6 +73,16 @@ const char *vk_result_str(VkResult r);
 vk_pipeline *vk_pipeline_get(vk_device *d, vk_shader_id id, uint32_t n_bindings, uint32_t push_size,
                              const uint32_t *spec, uint32_t n_spec, sluice_error *err);
 void vk_pipelines_destroy(vk_device *d);
+
+/* Creates d->pcache, seeded from the cache file when it is valid for d
+ * (pipeline_cache.c). Never fails: without a usable file the cache starts
+ * empty, without a cache folder (or with SLUICE_VK_PIPELINE_CACHE=0) it is
+ * VK_NULL_HANDLE. Needs d->dev and d->info. */
+void vk_pcache_open(vk_device *d);
+/* Writes d->pcache back to its file when this process created pipelines
+ * it did not hold (atomically: temp file + rename), then destroys it.
+ * Failures are logged, never returned. Call before vkDestroyDevice. */
+void vk_pcache_close(vk_device *d);
 
 /* Records a dispatch of p into the current step: binds bufs[0..n_bindings)
  * (whole buffers) through a descriptor set of the step's pool, pushes

@@ -322,3 +322,17 @@ sluice_status vkf_eval(vkf_ctx *c, const int32_t *tokens, uint32_t n, sluice_err
     }
     return vk_buffer_read(c->d, c->logits, 0, c->logits_host, sizeof(float) * (uint64_t)hp->n_vocab, err);
 }
+
+vk_device *vkf_device(vkf_ctx *c) { return c->d; }
+
+uint64_t vkf_weight_bytes(const vkf_ctx *c) {
+    const model *m = c->m;
+    uint64_t n = m->tok_embd->n_bytes + m->out_norm->n_bytes + (c->output != c->tok_embd ? m->output->n_bytes : 0);
+    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
+        const layer_weights *L = &m->layers[l];
+        const gguf_tensor *t[] = {L->attn_norm, L->wq,     L->wk,     L->wv,       L->wo,     L->bq,   L->bk,
+                                  L->bv,        L->q_norm, L->k_norm, L->ffn_norm, L->w_gate, L->w_up, L->w_down};
+        for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) n += t[i] ? t[i]->n_bytes : 0;
+    }
+    return n;
+}

@@ -12,6 +12,7 @@
 #ifndef SLUICE_ENGINE_FORWARD_VK_H
 #define SLUICE_ENGINE_FORWARD_VK_H
 #include "backend/vulkan/device.h"
+#include "backend/vulkan/runtime.h"
 #include "engine/forward.h"
 
 typedef struct vkf_params {
@@ -53,4 +54,9 @@ void vkf_truncate(vkf_ctx *c, uint32_t n_past);
 uint64_t vkf_memory_bytes(const vkf_ctx *c);
 /* The device in use. */
 const vk_device_info *vkf_device_info(const vkf_ctx *c);
+/* The runtime device (owned by c), e.g. for the profiler (profile.h). */
+vk_device *vkf_device(vkf_ctx *c);
+/* Bytes of every weight tensor uploaded (GGUF bytes, unpadded; a tied
+ * output counted once): what one token would ideally read. */
+uint64_t vkf_weight_bytes(const vkf_ctx *c);
 #endif

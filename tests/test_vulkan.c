@@ -1464,7 +1464,8 @@ static void prof_check_consistent(const vk_profile_stats *s, uint64_t model_byte
  * bit-identical; per-variant dispatch counts as recorded; weight bytes
  * exactly rows * row_bytes (mat-vec) + n_tok * row_bytes (get_rows) per
  * step. Then 1100 dispatches in one step (past one query pool of 1024),
- * twice: counts right, result right. */
+ * twice: counts right, result right. Then the same small step on a
+ * device taken as one without timestamps. */
 Test(vulkan, profile_small_step) {
     vk_device *d = open_device();
     sluice_error err = {0};
@@ -1556,6 +1557,37 @@ Test(vulkan, profile_small_step) {
     free(s);
     vk_buffer *bs[] = {bw, bids, bn, be, bx, by, ba, b1};
     for (size_t i = 0; i < sizeof bs / sizeof bs[0]; i++) vk_buffer_destroy(d, bs[i]);
+
+    /* a device without timestamps (simulated): counts and bytes, no GPU
+     * times, and the report says so; results unchanged */
+    vk_device_destroy(d);
+    setenv("SLUICE_VK_PROFILE_NO_TIMESTAMPS", "1", 1);
+    d = open_device();
+    cr_assert_eq(vk_profile_enable(d, true, &err), SLUICE_OK, "%s", err.msg);
+    unsetenv("SLUICE_VK_PROFILE_NO_TIMESTAMPS");
+    bw = upload_bytes(d, w, w_bytes), bids = upload_bytes(d, ids, sizeof ids), bn = upload(d, nw, cols);
+    be = scratch(d, n_tok * cols * sizeof(float)), bx = scratch(d, n_tok * cols * sizeof(float));
+    by = scratch(d, rows * sizeof(float));
+    cr_assert_eq(vk_step_begin(d, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(vk_op_get_rows(d, t, bw, 0, rows, cols, bids, 0, n_tok, be, 0, &err), SLUICE_OK, "%s", err.msg);
+    vk_step_barrier(d);
+    cr_assert_eq(vk_op_rms_norm(d, be, bn, bx, cols, n_tok, 1e-5f, &err), SLUICE_OK, "%s", err.msg);
+    vk_step_barrier(d);
+    cr_assert_eq(vk_op_mul_mat_vec(d, t, bw, 0, bx, cols, by, 0, rows, cols, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(vk_step_submit(d, &err), SLUICE_OK, "%s", err.msg);
+    read_back(d, by, y[1], sizeof y[1]);
+    cr_assert(!memcmp(y[0], y[1], sizeof y[0]), "results differ with profiling on (no timestamps)");
+    s = prof_get(d);
+    cr_assert(!s->timestamps);
+    cr_assert_eq(s->steps, 1);
+    cr_assert_eq(s->dispatches, 3);
+    cr_assert_eq(s->n_ops, 3);
+    cr_assert_eq(s->gpu_ns, 0);
+    cr_assert_eq(s->weight_bytes, rows * row_bytes + n_tok * row_bytes);
+    prof_check_consistent(s, w_bytes, 1);
+    free(s);
+    vk_buffer *bs2[] = {bw, bids, bn, be, bx, by};
+    for (size_t i = 0; i < sizeof bs2 / sizeof bs2[0]; i++) vk_buffer_destroy(d, bs2[i]);
     free(w);
     free(row);
     free(nw);

@@ -36,8 +36,11 @@ typedef struct vk_profile_stats {
 
 /* Turns profiling on or off for the steps that begin after the call (a
  * step being recorded keeps the mode it began with). Turning it on clears
- * the sums. Query pools are created on first use (one per 1024 dispatches
- * of a step) and kept until the device is destroyed. Fails with
+ * the sums. Query pools are created on first use (one per 1024 timestamps
+ * of a step) and kept until the device is destroyed. Timestamps are used
+ * where the queue family has timestampValidBits > 0, unless
+ * SLUICE_VK_PROFILE_NO_TIMESTAMPS=1 (as it is when profiling is first
+ * enabled) asks to behave as without them. Fails with
  * SLUICE_ERR_NOMEM when the profiler's state cannot be allocated. */
 sluice_status vk_profile_enable(vk_device *d, bool on, sluice_error *err);
 bool vk_profile_enabled(const vk_device *d);

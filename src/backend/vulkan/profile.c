@@ -251,8 +251,9 @@ void vk_profile_print(const vk_profile_stats *s, FILE *f, uint64_t model_weight_
     fprintf(f, "\nhost per step: record %.3f ms, submit+wait %.3f ms, total %.3f ms\n", per(s->record_ns, st) / 1e6,
             per(s->submit_ns, st) / 1e6, per(s->record_ns + s->submit_ns, st) / 1e6);
     fprintf(f, "weight bytes read per step: %.0f", per(s->weight_bytes, st));
-    if (model_weight_bytes) fprintf(f, " = %.4f x model weights (%llu bytes)", per(s->weight_bytes, st) / model_weight_bytes,
-                                    (unsigned long long)model_weight_bytes);
+    if (model_weight_bytes)
+        fprintf(f, " = %.4f x model weights (%llu bytes)", per(s->weight_bytes, st) / model_weight_bytes,
+                (unsigned long long)model_weight_bytes);
     fprintf(f, "\n");
     if (tokens) {
         fprintf(f, "weight bytes read per token: %.0f", per(s->weight_bytes, tokens));

@@ -287,6 +287,44 @@ Test(cli, bench_json_reports_both_tests) {
     free(m);
 }
 
+/* bench --profile: on Vulkan (the first device, lavapipe in CI, under the
+ * validation layer) the tg steps' profile table follows the results, and
+ * --json carries it as "profile" with one step per generated token; on
+ * the CPU engine a note, not an error. Skips without a Vulkan device. */
+Test(cli, bench_profile_prints_the_table) {
+    char *m = stories(), cmd[8192], *out;
+    snprintf(cmd, sizeof cmd, "%s bench -m %s -p 4 -n 4 -r 1 --backend cpu --profile 2>&1", SLUICE_BIN, m);
+    cr_assert_eq(sh(cmd, &out), 0, "%s", out);
+    cr_assert(strstr(out, "profiling is for --backend vulkan"), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd,
+             "SLUICE_VK_VALIDATE=1 %s bench -m %s -p 4 -n 4 -r 1 --backend vulkan --device 0 --profile 2>&1",
+             SLUICE_BIN, m);
+    int rc = sh(cmd, &out);
+    if (rc != 0 && (strstr(out, "Vulkan") || strstr(out, "vulkan"))) cr_skip("no usable Vulkan device: %s", out);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "| op (shader variant) | dispatches | GPU ms | share % | µs/dispatch |"), "%s", out);
+    cr_assert(strstr(out, "mul_mat_vec_"), "%s", out);
+    cr_assert(strstr(out, "weight bytes read per token"), "%s", out);
+    cr_assert(!strstr(out, "validation"), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s bench -m %s -p 4 -n 4 -r 2 --backend vulkan --device 0 --profile --json", SLUICE_BIN,
+             m);
+    cr_assert_eq(sh(cmd, &out), 0, "%s", out);
+    cJSON *r = cJSON_Parse(out);
+    cr_assert_not_null(r, "%s", out);
+    cJSON *p = cJSON_GetObjectItem(r, "profile");
+    cr_assert(cJSON_IsObject(p), "%s", out);
+    cr_assert_eq(cJSON_GetObjectItem(p, "steps")->valueint, 8, "2 runs of tg4: %s", out);
+    cr_assert_eq(cJSON_GetObjectItem(p, "tokens")->valueint, 8, "%s", out);
+    cr_assert_gt(cJSON_GetArraySize(cJSON_GetObjectItem(p, "ops")), 0);
+    double ratio = cJSON_GetObjectItem(p, "weight_read_ratio")->valuedouble;
+    cr_assert(ratio > 0.5 && ratio < 1.5, "weight read ratio %g", ratio);
+    cJSON_Delete(r);
+    free(out);
+    free(m);
+}
+
 /* `sluice devices` always exits 0 and, with --json, lists each device with
  * its capabilities; auto never names a CPU device such as lavapipe. Runs
  * under the validation layer (exit 1 on any message). */

@@ -5,7 +5,8 @@
  * and fails on any validation message. Without a Vulkan loader or device
  * they skip with the reason. SLUICE_VK_TEST_DEVICE picks the device (a
  * --device spec); by default the auto rule, else the first usable device
- * of any type (lavapipe in CI). */
+ * of any type (lavapipe in CI). The profiler (profile.h) is checked on a
+ * small step and on the forward pass: counts, bytes, unchanged results. */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -22,6 +23,7 @@ Test(vulkan, not_built) { cr_skip("sluice was built without the Vulkan backend (
 #else
 #include "backend/vulkan/device.h"
 #include "backend/vulkan/ops.h"
+#include "backend/vulkan/profile.h"
 #include "backend/vulkan/quirks.h"
 #include "backend/vulkan/runtime.h"
 #include "backend/vulkan/shaders_registry.h"
@@ -2056,6 +2058,277 @@ Test(vulkan, forward_refusals, .timeout = 600) {
     model_free(m);
     remove(path);
     free(path);
+    close_all(NULL);
+}
+
+/* ---- the profiler (backend/vulkan/profile.h) ---- */
+
+/* The profiled sums of d, copied out (the struct is large for a stack). */
+static vk_profile_stats *prof_get(vk_device *d) {
+    vk_profile_stats *s = malloc(sizeof *s);
+    cr_assert_not_null(s);
+    vk_profile_get(d, s);
+    return s;
+}
+
+static const vk_profile_op *prof_op(const vk_profile_stats *s, vk_shader_id id) {
+    for (uint32_t i = 0; i < s->n_ops; i++)
+        if (!strcmp(s->ops[i].name, vk_shader_get(id)->name)) return &s->ops[i];
+    return NULL;
+}
+
+/* Checks what holds for any stats: op counts sum to the total, GPU times
+ * sum to the total, ops sorted by GPU time, shares sum to 100 %; the
+ * text report has its table, the JSON report parses with the same
+ * counts. */
+static void prof_check_consistent(const vk_profile_stats *s, uint64_t model_bytes, uint64_t tokens) {
+    uint64_t n = 0, ns = 0;
+    double share = 0;
+    for (uint32_t i = 0; i < s->n_ops; i++) {
+        const vk_profile_op *o = &s->ops[i];
+        cr_assert_gt(o->dispatches, 0);
+        n += o->dispatches;
+        ns += o->gpu_ns;
+        share += o->share;
+        cr_assert_geq(o->share, 0.0);
+        if (i) cr_assert_geq(s->ops[i - 1].gpu_ns, o->gpu_ns, "ops not sorted by GPU time");
+    }
+    cr_assert_eq(n, s->dispatches);
+    cr_assert_eq(ns, s->gpu_ns);
+    if (s->timestamps && s->gpu_ns) cr_assert_lt(fabs(share - 100.0), 1e-9, "shares sum to %.12f %%", share);
+    cr_assert_lt(s->gpu_ns, 3600ull * 1000000000ull, "GPU time wrapped");
+    char *txt = NULL, *js = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&txt, &len);
+    vk_profile_print(s, f, model_bytes, tokens);
+    fclose(f);
+    cr_assert(strstr(txt, "| op (shader variant) | dispatches | GPU ms | share % | µs/dispatch |"), "%s", txt);
+    cr_assert(strstr(txt, "| total |"), "%s", txt);
+    cr_assert(strstr(txt, "weight bytes read per step"), "%s", txt);
+    if (!s->timestamps) cr_assert(strstr(txt, "no timestamps"), "%s", txt);
+    f = open_memstream(&js, &len);
+    vk_profile_print_json(s, f, model_bytes, tokens);
+    fclose(f);
+    cJSON *j = cJSON_Parse(js);
+    cr_assert_not_null(j, "%s", js);
+    cr_assert_eq((uint64_t)cJSON_GetObjectItem(j, "steps")->valuedouble, s->steps);
+    cr_assert_eq((uint64_t)cJSON_GetObjectItem(j, "weight_bytes")->valuedouble, s->weight_bytes);
+    cJSON *ops = cJSON_GetObjectItem(j, "ops"), *it;
+    cr_assert_eq((uint32_t)cJSON_GetArraySize(ops), s->n_ops);
+    double js_share = 0;
+    cJSON_ArrayForEach(it, ops) if (cJSON_IsNumber(cJSON_GetObjectItem(it, "share")))
+        js_share += cJSON_GetObjectItem(it, "share")->valuedouble;
+    if (s->timestamps && s->gpu_ns) cr_assert_lt(fabs(js_share - 100.0), 1e-3 * s->n_ops, "JSON shares %.6f", js_share);
+    if (verbose()) printf("%s\n%s\n", txt, js);
+    cJSON_Delete(j);
+    free(txt);
+    free(js);
+}
+
+/* A small step (get_rows of 2 tokens, rms_norm, mul_mat_vec, all Q8_0 /
+ * F32 on seeded data) without profiling, then twice with it: results
+ * bit-identical; per-variant dispatch counts as recorded; weight bytes
+ * exactly rows * row_bytes (mat-vec) + n_tok * row_bytes (get_rows) per
+ * step. Then 1100 dispatches in one step (past one query pool of 1024),
+ * twice: counts right, result right. Then the same small step on a
+ * device taken as one without timestamps. */
+Test(vulkan, profile_small_step) {
+    vk_device *d = open_device();
+    sluice_error err = {0};
+    const qtype t = QT_Q8_0;
+    const uint32_t rows = 300, cols = 256, n_tok = 2;
+    uint64_t row_bytes = 0;
+    cr_assert(qtype_row_bytes(t, cols, &row_bytes));
+    tu_rng rng = {0x5eed0900};
+    size_t w_bytes = (rows * row_bytes + 3) / 4 * 4;
+    uint8_t *w = calloc(w_bytes, 1);
+    float *row = malloc(cols * sizeof(float)), *nw = malloc(cols * sizeof(float));
+    cr_assert(w && row && nw);
+    for (uint32_t r = 0; r < rows; r++) {
+        for (uint32_t i = 0; i < cols; i++) row[i] = tu_rand_normal(&rng);
+        quant_quantize_row_ref(t, row, w + r * row_bytes, cols);
+    }
+    for (uint32_t i = 0; i < cols; i++) nw[i] = tu_rand_uniform(&rng, 0.5f, 1.5f);
+    int32_t ids[2] = {17, 254};
+    vk_buffer *bw = upload_bytes(d, w, w_bytes), *bids = upload_bytes(d, ids, sizeof ids), *bn = upload(d, nw, cols);
+    vk_buffer *be = scratch(d, n_tok * cols * sizeof(float)), *bx = scratch(d, n_tok * cols * sizeof(float));
+    vk_buffer *by = scratch(d, rows * sizeof(float));
+    float y[3][300];
+    for (int run = 0; run < 3; run++) {
+        if (run == 1) cr_assert_eq(vk_profile_enable(d, true, &err), SLUICE_OK, "%s", err.msg);
+        cr_assert_eq(vk_profile_enabled(d), run > 0);
+        cr_assert_eq(vk_step_begin(d, &err), SLUICE_OK, "%s", err.msg);
+        cr_assert_eq(vk_op_get_rows(d, t, bw, 0, rows, cols, bids, 0, n_tok, be, 0, &err), SLUICE_OK, "%s", err.msg);
+        vk_step_barrier(d);
+        cr_assert_eq(vk_op_rms_norm(d, be, bn, bx, cols, n_tok, 1e-5f, &err), SLUICE_OK, "%s", err.msg);
+        vk_step_barrier(d);
+        cr_assert_eq(vk_op_mul_mat_vec(d, t, bw, 0, bx, cols, by, 0, rows, cols, &err), SLUICE_OK, "%s", err.msg);
+        cr_assert_eq(vk_step_submit(d, &err), SLUICE_OK, "%s", err.msg);
+        read_back(d, by, y[run], sizeof y[run]);
+    }
+    cr_assert(!memcmp(y[0], y[1], sizeof y[0]) && !memcmp(y[0], y[2], sizeof y[0]),
+              "results differ with profiling on");
+    vk_profile_stats *s = prof_get(d);
+    bool sg = vk_device_caps(d).subgroups;
+    vk_shader_id ids_want[] = {VK_SHADER_GET_ROWS_Q8_0, sg ? VK_SHADER_RMS_NORM_F32_SUBGROUP : VK_SHADER_RMS_NORM_F32,
+                               sg ? VK_SHADER_MUL_MAT_VEC_Q8_0_SUBGROUP : VK_SHADER_MUL_MAT_VEC_Q8_0};
+    cr_assert_eq(s->steps, 2);
+    cr_assert_eq(s->n_ops, 3);
+    cr_assert_eq(s->dispatches, 6);
+    for (int i = 0; i < 3; i++) {
+        const vk_profile_op *o = prof_op(s, ids_want[i]);
+        cr_assert_not_null(o, "%s not profiled", vk_shader_get(ids_want[i])->name);
+        cr_assert_eq(o->dispatches, 2, "%s: %llu dispatches", o->name, (unsigned long long)o->dispatches);
+    }
+    cr_assert_eq(s->weight_bytes, 2 * (rows * row_bytes + n_tok * row_bytes));
+    if (s->timestamps) cr_assert_gt(s->gpu_ns, 0, "timestamps but no GPU time");
+    cr_assert_gt(s->record_ns + s->submit_ns, 0);
+    prof_check_consistent(s, w_bytes, 2);
+    free(s);
+
+    /* off: nothing more is summed */
+    cr_assert_eq(vk_profile_enable(d, false, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(vk_step_begin(d, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(vk_op_mul_mat_vec(d, t, bw, 0, bx, cols, by, 0, rows, cols, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(vk_step_submit(d, &err), SLUICE_OK, "%s", err.msg);
+    s = prof_get(d);
+    cr_assert_eq(s->steps, 2);
+    cr_assert_eq(s->dispatches, 6);
+    free(s);
+
+    /* a step longer than one query pool, twice (on again: sums cleared) */
+    enum { N_ADD = 1100 };
+    float one = 1.0f, acc[2];
+    vk_buffer *ba = scratch(d, sizeof(float)), *b1 = upload(d, &one, 1);
+    cr_assert_eq(vk_profile_enable(d, true, &err), SLUICE_OK, "%s", err.msg);
+    for (int run = 0; run < 2; run++) {
+        float zero = 0.0f;
+        cr_assert_eq(vk_buffer_write(d, ba, 0, &zero, sizeof zero, &err), SLUICE_OK, "%s", err.msg);
+        cr_assert_eq(vk_step_begin(d, &err), SLUICE_OK, "%s", err.msg);
+        for (int i = 0; i < N_ADD; i++) {
+            cr_assert_eq(vk_op_add(d, ba, 0, b1, 0, 1, &err), SLUICE_OK, "%s", err.msg);
+            vk_step_barrier(d);
+        }
+        cr_assert_eq(vk_step_submit(d, &err), SLUICE_OK, "%s", err.msg);
+        read_back(d, ba, &acc[run], sizeof(float));
+        cr_assert_eq(acc[run], (float)N_ADD);
+    }
+    s = prof_get(d);
+    cr_assert_eq(s->steps, 2);
+    cr_assert_eq(s->n_ops, 1);
+    cr_assert_eq(s->dispatches, 2 * N_ADD);
+    cr_assert_str_eq(s->ops[0].name, vk_shader_get(VK_SHADER_ADD_F32)->name);
+    cr_assert_eq(s->weight_bytes, 0);
+    prof_check_consistent(s, 0, 0);
+    free(s);
+    vk_buffer *bs[] = {bw, bids, bn, be, bx, by, ba, b1};
+    for (size_t i = 0; i < sizeof bs / sizeof bs[0]; i++) vk_buffer_destroy(d, bs[i]);
+
+    /* a device without timestamps (simulated): counts and bytes, no GPU
+     * times, and the report says so; results unchanged */
+    vk_device_destroy(d);
+    setenv("SLUICE_VK_PROFILE_NO_TIMESTAMPS", "1", 1);
+    d = open_device();
+    cr_assert_eq(vk_profile_enable(d, true, &err), SLUICE_OK, "%s", err.msg);
+    unsetenv("SLUICE_VK_PROFILE_NO_TIMESTAMPS");
+    bw = upload_bytes(d, w, w_bytes), bids = upload_bytes(d, ids, sizeof ids), bn = upload(d, nw, cols);
+    be = scratch(d, n_tok * cols * sizeof(float)), bx = scratch(d, n_tok * cols * sizeof(float));
+    by = scratch(d, rows * sizeof(float));
+    cr_assert_eq(vk_step_begin(d, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(vk_op_get_rows(d, t, bw, 0, rows, cols, bids, 0, n_tok, be, 0, &err), SLUICE_OK, "%s", err.msg);
+    vk_step_barrier(d);
+    cr_assert_eq(vk_op_rms_norm(d, be, bn, bx, cols, n_tok, 1e-5f, &err), SLUICE_OK, "%s", err.msg);
+    vk_step_barrier(d);
+    cr_assert_eq(vk_op_mul_mat_vec(d, t, bw, 0, bx, cols, by, 0, rows, cols, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(vk_step_submit(d, &err), SLUICE_OK, "%s", err.msg);
+    read_back(d, by, y[1], sizeof y[1]);
+    cr_assert(!memcmp(y[0], y[1], sizeof y[0]), "results differ with profiling on (no timestamps)");
+    s = prof_get(d);
+    cr_assert(!s->timestamps);
+    cr_assert_eq(s->steps, 1);
+    cr_assert_eq(s->dispatches, 3);
+    cr_assert_eq(s->n_ops, 3);
+    cr_assert_eq(s->gpu_ns, 0);
+    cr_assert_eq(s->weight_bytes, rows * row_bytes + n_tok * row_bytes);
+    prof_check_consistent(s, w_bytes, 1);
+    free(s);
+    vk_buffer *bs2[] = {bw, bids, bn, be, bx, by};
+    for (size_t i = 0; i < sizeof bs2 / sizeof bs2[0]; i++) vk_buffer_destroy(d, bs2[i]);
+    free(w);
+    free(row);
+    free(nw);
+    close_all(d);
+}
+
+/* One generated token through the forward pass with profiling: logits
+ * bit-identical to an unprofiled context's; one step; the weight bytes
+ * read are exactly what the pass must read: every matrix of every layer,
+ * the output matrix and one row of the token embedding (get_rows). Norm
+ * vectors (and biases) are read too but not counted (the ops that read
+ * them do not note bytes; they are tiny), so the ratio to the model's
+ * weight bytes is not exactly 1.0: with an untied output it is
+ * 1 - (embedding table - one row + norms) / weights (below 1: the table
+ * is looked up, not read); with a tied output the table is read whole as
+ * the output matrix, plus the looked-up row: 1 + (row - norms) / weights,
+ * which may exceed 1. */
+static void profile_forward(bool tied) {
+    model_gen_spec s = vkf_spec();
+    s.tied = tied;
+    s.seed = 34 + tied;
+    char *path = strdup(tu_tmp_path(tied ? "vkf-prof-tied" : "vkf-prof"));
+    sluice_error err = {0};
+    cr_assert_eq(model_gen_write(&s, path, &err), SLUICE_OK, "%s", err.msg);
+    model *m = NULL;
+    cr_assert_eq(model_load(&m, path, &err), SLUICE_OK, "%s", err.msg);
+    vkf_ctx *a = vkf_open(m, 16, KV_F32), *b = vkf_open(m, 16, KV_F32);
+    int32_t tok[2] = {5, 77};
+    cr_assert_eq(vkf_eval(a, tok, 1, false, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(vkf_eval(b, tok, 1, false, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(vk_profile_enable(vkf_device(b), true, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(vkf_eval(a, tok + 1, 1, false, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(vkf_eval(b, tok + 1, 1, false, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert(!memcmp(vkf_last_logits(a), vkf_last_logits(b), sizeof(float) * m->hp.n_vocab),
+              "logits differ with profiling on");
+
+    uint64_t want = m->output->n_bytes + m->tok_embd->n_bytes / m->hp.n_vocab, norms = m->out_norm->n_bytes;
+    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
+        const layer_weights *L = &m->layers[l];
+        const gguf_tensor *mats[] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+        const gguf_tensor *vecs[] = {L->attn_norm, L->ffn_norm, L->bq, L->bk, L->bv, L->q_norm, L->k_norm};
+        for (int i = 0; i < 7; i++) want += mats[i]->n_bytes;
+        for (int i = 0; i < 7; i++) norms += vecs[i] ? vecs[i]->n_bytes : 0;
+    }
+    uint64_t W = vkf_weight_bytes(b), row = m->tok_embd->n_bytes / m->hp.n_vocab;
+    cr_assert_eq(tied, m->output == m->tok_embd);
+    /* the weights split into what is read and what is not */
+    cr_assert_eq(W, tied ? want - row + norms : want + m->tok_embd->n_bytes - row + norms);
+    vk_profile_stats *st = prof_get(vkf_device(b));
+    cr_assert_eq(st->steps, 1);
+    cr_assert_eq(st->weight_bytes, want, "read %llu weight bytes, expected %llu", (unsigned long long)st->weight_bytes,
+                 (unsigned long long)want);
+    double ratio = (double)st->weight_bytes / (double)W;
+    double expect = tied ? 1.0 + ((double)row - (double)norms) / W
+                         : 1.0 - ((double)m->tok_embd->n_bytes - (double)row + (double)norms) / W;
+    cr_assert_lt(fabs(ratio - expect), 1e-12, "ratio %.9f, expected %.9f", ratio, expect);
+    cr_assert(tied ? ratio > 0.99 : ratio < 1.0, "ratio %.6f", ratio);
+    const vk_profile_op *mmv = prof_op(st, vk_device_caps(vkf_device(b)).subgroups ? VK_SHADER_MUL_MAT_VEC_F32_SUBGROUP
+                                                                                 : VK_SHADER_MUL_MAT_VEC_F32);
+    cr_assert_not_null(mmv);
+    cr_assert_geq(mmv->dispatches, 7 * m->hp.n_layer + 1);
+    if (verbose()) printf("forward %s: weight bytes read %.6f x the model's\n", tied ? "tied" : "untied", ratio);
+    prof_check_consistent(st, W, 1);
+    free(st);
+    vkf_free(a);
+    vkf_free(b);
+    model_free(m);
+    remove(path);
+    free(path);
+}
+
+Test(vulkan, profile_forward_token, .timeout = 600) {
+    vkf_device_spec();
+    profile_forward(false);
+    profile_forward(true);
     close_all(NULL);
 }
 #endif

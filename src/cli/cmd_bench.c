@@ -2,7 +2,10 @@
  * batch from an empty cache) and generation (tgN: N tokens one at a time
  * from an empty cache) throughput, median of repetitions after a warm-up
  * of at least 0.3 s,
- * like llama-bench so figures compare. */
+ * like llama-bench so figures compare. --profile (Vulkan) profiles the tg
+ * test's timed runs (not its warm-up, not pp): every step is one
+ * generated token, so the report describes one generation step; its
+ * timestamps cost a little of the tg figure. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +36,7 @@ fail:
 int cmd_bench(int argc, char **argv) {
     cli_opts o = {0};
     long n_prompt = 512, n_gen = 128, reps = 5;
+    bool profile = false;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&o, argc, argv, &i);
         if (r < 0) return 2;
@@ -44,8 +48,10 @@ int cmd_bench(int argc, char **argv) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 0, 1 << 20, &n_gen)) return 2;
         } else if (!strcmp(a, "-r") || !strcmp(a, "--repetitions")) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1, 1000, &reps)) return 2;
+        } else if (!strcmp(a, "--profile")) {
+            profile = true;
         } else {
-            fprintf(stderr, "usage: sluice bench [-m MODEL] [-p 512] [-n 128] [-r 5] [-t N] [--kv f16|f32] [--backend B] [--device D] [--json]\n");
+            fprintf(stderr, "usage: sluice bench [-m MODEL] [-p 512] [-n 128] [-r 5] [-t N] [--kv f16|f32] [--backend B] [--device D] [--json] [--profile]\n");
             return strcmp(a, "-h") && strcmp(a, "--help") ? 2 : 0;
         }
     }
@@ -81,8 +87,11 @@ int cmd_bench(int argc, char **argv) {
         if (tests[k].n <= 0) continue;
         /* warm-up: at least one run and 0.3 s, so caches, page tables and idle
          * CPUs (slow to wake on VMs) are settled before timing */
+        bool prof = profile && !tests[k].batch; /* tg only */
+        if (prof) engine_profile_enable(ctx, true);
         for (double t0 = cli_now(), first = 1; first || cli_now() - t0 < 0.3; first = 0)
             if (run_once(ctx, toks, (uint32_t)tests[k].n, tests[k].batch) < 0) goto out;
+        if (prof) engine_profile_reset(ctx); /* the warm-up grew the query pools; count the timed runs */
         for (long r = 0; r < reps; r++)
             if ((runs[r] = run_once(ctx, toks, (uint32_t)tests[k].n, tests[k].batch)) < 0) goto out;
         qsort(runs, (size_t)reps, sizeof(double), cmp_double);
@@ -94,10 +103,21 @@ int cmd_bench(int argc, char **argv) {
             printf("| %s | %.2f MiB | %.2f M | %s | %s%ld | %.2f (%.2f..%.2f) |\n", base, m->weight_bytes / 1048576.0,
                    m->n_params / 1e6, engine_describe(ctx), tests[k].kind, tests[k].n, med, runs[0], runs[reps - 1]);
         }
+        if (prof) engine_profile_enable(ctx, false);
         fflush(stdout);
         first = false;
     }
-    if (o.json) printf("]}\n");
+    if (o.json) {
+        printf("]");
+        if (profile) {
+            printf(",\"profile\":");
+            engine_profile_report(ctx, stdout, true);
+        }
+        printf("}\n");
+    } else if (profile) {
+        printf("\ntg%ld profile (timed runs; one step = one generated token):\n", n_gen);
+        engine_profile_report(ctx, stdout, false);
+    }
     rc = 0;
 out:
     free(toks);

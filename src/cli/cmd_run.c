@@ -16,14 +16,16 @@ static void run_usage(void) {
             "  --no-bos               do not add the BOS token\n"
             "  --ignore-eos           keep generating after end of text\n"
             "  -t, --threads N  -c, --ctx N  --kv f16|f32\n"
-            "  --backend auto|cpu|vulkan  --device N|NAME   where to run (default auto: a GPU, else the CPU)\n");
+            "  --backend auto|cpu|vulkan  --device N|NAME   where to run (default auto: a GPU, else the CPU)\n"
+            "  --profile              Vulkan: per-op GPU times, host times and weight bytes of the\n"
+            "                         generation steps (not the prompt), printed to stderr at the end\n");
 }
 
 int cmd_run(int argc, char **argv) {
     cli_opts o = {0};
     const char *prompt = NULL;
     long n_predict = 128;
-    bool no_bos = false, ignore_eos = false;
+    bool no_bos = false, ignore_eos = false, profile = false;
     sampler_params sp = sampler_defaults();
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&o, argc, argv, &i);
@@ -61,6 +63,7 @@ int cmd_run(int argc, char **argv) {
             if (*end || end == v) { fprintf(stderr, "sluice: --seed expects an unsigned integer, got '%s'\n", v); return 2; }
         } else if (!strcmp(a, "--no-bos")) no_bos = true;
         else if (!strcmp(a, "--ignore-eos")) ignore_eos = true;
+        else if (!strcmp(a, "--profile")) profile = true;
         else { fprintf(stderr, "sluice run: unknown option '%s'\n", a); run_usage(); return 2; }
     }
     if (!prompt) { fprintf(stderr, "sluice run: -p TEXT is required\n"); run_usage(); return 2; }
@@ -100,6 +103,7 @@ int cmd_run(int argc, char **argv) {
     double t0 = cli_now();
     if (engine_eval(ctx, ids, (uint32_t)n_ids, false, &err)) goto out;
     double t_prompt = cli_now() - t0;
+    if (profile) engine_profile_enable(ctx, true); /* generation steps only */
     long n_gen = 0;
     double t1 = cli_now();
     while (n_gen < n_predict) {
@@ -126,6 +130,7 @@ int cmd_run(int argc, char **argv) {
     fprintf(stderr, "prompt: %zu tokens in %.3f s (%.1f tokens/s)\n", n_ids, t_prompt, n_ids / (t_prompt > 0 ? t_prompt : 1e-9));
     fprintf(stderr, "generation: %ld tokens in %.3f s (%.1f tokens/s)\n", n_gen, t_gen,
             n_gen / (t_gen > 0 ? t_gen : 1e-9));
+    if (profile) engine_profile_report(ctx, stderr, false);
     rc = 0;
 out:
     if (err.status) fprintf(stderr, "sluice: %s\n", err.msg);

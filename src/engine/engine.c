@@ -4,6 +4,7 @@
 #include <string.h>
 #include "engine/engine.h"
 #ifdef SLUICE_HAVE_VULKAN
+#include "backend/vulkan/profile.h"
 #include "engine/forward_vk.h"
 #endif
 
@@ -13,6 +14,8 @@ struct engine {
     vkf_ctx *vk;
 #endif
     char desc[320];
+    bool profiling;
+    uint64_t prof_tokens; /* tokens evaluated since the profile was enabled or reset */
 };
 
 bool engine_backend_parse(const char *s, engine_backend *out) {
@@ -76,6 +79,7 @@ void engine_free(engine *e) {
 #endif
 
 sluice_status engine_eval(engine *e, const int32_t *tokens, uint32_t n, bool all_logits, sluice_error *err) {
+    if (e->profiling) e->prof_tokens += n;
     return ON_VK(e, vkf_eval(e->vk, tokens, n, all_logits, err), fwd_eval(e->cpu, tokens, n, all_logits, err));
 }
 
@@ -94,3 +98,44 @@ void engine_truncate(engine *e, uint32_t n_past) {
 
 const char *engine_describe(const engine *e) { return e->desc; }
 fwd_ctx *engine_cpu(engine *e) { return e->cpu; }
+
+bool engine_profile_enable(engine *e, bool on) {
+#ifdef SLUICE_HAVE_VULKAN
+    if (e->vk) {
+        sluice_error err = {0};
+        if (vk_profile_enable(vkf_device(e->vk), on, &err) != SLUICE_OK) {
+            sluice_log(SLUICE_LOG_WARN, "no profile: %s", err.msg);
+            return false;
+        }
+        if (on && !e->profiling) e->prof_tokens = 0;
+        e->profiling = on;
+        return true;
+    }
+#endif
+    (void)on;
+    return false;
+}
+
+void engine_profile_reset(engine *e) {
+#ifdef SLUICE_HAVE_VULKAN
+    if (e->vk) vk_profile_reset(vkf_device(e->vk));
+#endif
+    e->prof_tokens = 0;
+}
+
+void engine_profile_report(engine *e, FILE *f, bool json) {
+#ifdef SLUICE_HAVE_VULKAN
+    if (e->vk) {
+        vk_profile_stats *s = malloc(sizeof *s);
+        if (!s) return;
+        vk_profile_get(vkf_device(e->vk), s);
+        if (json) vk_profile_print_json(s, f, vkf_weight_bytes(e->vk), e->prof_tokens);
+        else vk_profile_print(s, f, vkf_weight_bytes(e->vk), e->prof_tokens);
+        free(s);
+        return;
+    }
+#endif
+    const char *note = "profiling is for --backend vulkan; this run used the CPU engine";
+    if (json) fprintf(f, "{\"note\":\"%s\"}", note);
+    else fprintf(f, "profile: %s (%s)\n", note, e->desc);
+}

@@ -5,6 +5,7 @@
  * number with --backend vulkan --device. */
 #ifndef SLUICE_ENGINE_ENGINE_H
 #define SLUICE_ENGINE_ENGINE_H
+#include <stdio.h>
 #include "engine/forward.h"
 
 typedef enum engine_backend { ENGINE_AUTO, ENGINE_CPU, ENGINE_VULKAN } engine_backend;
@@ -38,6 +39,21 @@ void engine_truncate(engine *e, uint32_t n_past);
 const char *engine_describe(const engine *e);
 /* The CPU context when the engine runs on the CPU, else NULL. */
 fwd_ctx *engine_cpu(engine *e);
+/* --profile (Vulkan engine; backend/vulkan/profile.h): turning it on
+ * clears the sums, then every step (one per token while tokens are
+ * evaluated one at a time) is profiled until it is turned off. Returns
+ * false and does nothing on the CPU engine, or when the profiler cannot
+ * be set up (logged). */
+bool engine_profile_enable(engine *e, bool on);
+/* Clears the sums (e.g. after a warm-up); keeps the mode. */
+void engine_profile_reset(engine *e);
+/* Prints the profile of the steps since it was enabled or reset to f:
+ * the plain-text table of vk_profile_print, or (json) one JSON object
+ * without a newline. Per-token figures use the tokens engine_eval was
+ * given meanwhile, and the weight-bytes ratio vkf_weight_bytes. On the
+ * CPU engine: a note that profiling is for --backend vulkan (json: a
+ * {"note": ...} object). */
+void engine_profile_report(engine *e, FILE *f, bool json);
 /* Parses "auto" / "cpu" / "vulkan"; false for anything else. */
 bool engine_backend_parse(const char *s, engine_backend *out);
 #endif

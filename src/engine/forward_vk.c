@@ -45,7 +45,7 @@ struct vkf_ctx {
     float *logits_host;     /* (logits_cap, n_vocab): the last eval's logits */
     uint32_t logits_cap;    /* rows logits_host holds */
     uint32_t n_out;         /* rows of logits_host valid: 1 or the last eval's n */
-    uint64_t mem_bytes, weight_bytes;
+    uint64_t mem_bytes;
 };
 
 /* Most multiply-accumulates of weight products and attention recorded into
@@ -169,7 +169,7 @@ sluice_status vkf_create(vkf_ctx **out, const model *m, const vkf_params *p, slu
     }
 
     /* Weights, once. */
-    c->mem_bytes = c->weight_bytes = weights;
+    c->mem_bytes = weights;
     c->layers = calloc(hp->n_layer, sizeof *c->layers);
     if (!c->layers) {
         st = sluice_fail(err, SLUICE_ERR_NOMEM, "out of memory");
@@ -246,7 +246,6 @@ const float *vkf_logits(const vkf_ctx *c, uint32_t i) {
     return i < c->n_out ? c->logits_host + (uint64_t)i * c->m->hp.n_vocab : NULL;
 }
 uint32_t vkf_n_batch(const vkf_ctx *c) { return c->n_batch; }
-uint64_t vkf_weight_bytes(const vkf_ctx *c) { return c->weight_bytes; }
 void vkf_truncate(vkf_ctx *c, uint32_t n_past) { if (n_past < c->n_past) c->n_past = n_past; }
 
 #define TRY(call)                                          \
@@ -409,4 +408,18 @@ sluice_status vkf_eval(vkf_ctx *c, const int32_t *tokens, uint32_t n, bool all_l
     free(io);
     if (st == SLUICE_OK) c->n_out = all_logits ? n : 1;
     return st;
+}
+
+vk_device *vkf_device(vkf_ctx *c) { return c->d; }
+
+uint64_t vkf_weight_bytes(const vkf_ctx *c) {
+    const model *m = c->m;
+    uint64_t n = m->tok_embd->n_bytes + m->out_norm->n_bytes + (c->output != c->tok_embd ? m->output->n_bytes : 0);
+    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
+        const layer_weights *L = &m->layers[l];
+        const gguf_tensor *t[] = {L->attn_norm, L->wq,     L->wk,     L->wv,       L->wo,     L->bq,   L->bk,
+                                  L->bv,        L->q_norm, L->k_norm, L->ffn_norm, L->w_gate, L->w_up, L->w_down};
+        for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) n += t[i] ? t[i]->n_bytes : 0;
+    }
+    return n;
 }

@@ -14,6 +14,7 @@
 #ifndef SLUICE_ENGINE_FORWARD_VK_H
 #define SLUICE_ENGINE_FORWARD_VK_H
 #include "backend/vulkan/device.h"
+#include "backend/vulkan/runtime.h"
 #include "engine/forward.h"
 
 typedef struct vkf_params {
@@ -53,8 +54,6 @@ const float *vkf_logits(const vkf_ctx *c, uint32_t i);
 const float *vkf_last_logits(const vkf_ctx *c);
 /* Most tokens per step. */
 uint32_t vkf_n_batch(const vkf_ctx *c);
-/* Bytes of the weight tensors on the device. */
-uint64_t vkf_weight_bytes(const vkf_ctx *c);
 uint32_t vkf_n_past(const vkf_ctx *c);
 uint32_t vkf_n_ctx(const vkf_ctx *c);
 /* Forget cached positions >= n_past (n_past <= current). */
@@ -63,4 +62,9 @@ void vkf_truncate(vkf_ctx *c, uint32_t n_past);
 uint64_t vkf_memory_bytes(const vkf_ctx *c);
 /* The device in use. */
 const vk_device_info *vkf_device_info(const vkf_ctx *c);
+/* The runtime device (owned by c), e.g. for the profiler (profile.h). */
+vk_device *vkf_device(vkf_ctx *c);
+/* Bytes of every weight tensor uploaded (GGUF bytes, unpadded; a tied
+ * output counted once): what one token would ideally read. */
+uint64_t vkf_weight_bytes(const vkf_ctx *c);
 #endif

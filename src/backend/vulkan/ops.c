@@ -2,6 +2,7 @@
  * geometry (split where it exceeds the device's workgroup-count limit). */
 #include "backend/vulkan/ops.h"
 #include <math.h>
+#include "backend/vulkan/profile.h"
 #include "backend/vulkan/vk_internal.h"
 
 #define RMS_NORM_BLOCK 128 /* power of two, <= the guaranteed 128 invocations */
@@ -89,6 +90,7 @@ sluice_status vk_op_mul_mat_vec(vk_device *d, qtype t, vk_buffer *w, uint64_t w_
     vk_pipeline *p = vk_pipeline_get(d, id, 3, sizeof(vk_push_mul_mat_vec), spec, 3, err);
     if (!p) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
     vk_buffer *bufs[] = {w, x, y};
+    vk_step_note_weight_bytes(d, row_bytes * rows);
     uint64_t max_rows = (uint64_t)d->info.max_wg_count[0] * rpw; /* per dispatch */
     for (uint64_t row0 = 0; row0 < rows; row0 += max_rows) {
         uint32_t n = (uint32_t)(((rows - row0 < max_rows ? rows - row0 : max_rows) + rpw - 1) / rpw);
@@ -151,6 +153,8 @@ sluice_status vk_op_mul_mat(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off,
     vk_pipeline *p = vk_pipeline_get(d, mt->mul_mat, 3, sizeof(vk_push_mul_mat), spec, 3, err);
     if (!p) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
     vk_buffer *bufs[] = {w, x, y};
+    /* every token tile reads the whole matrix */
+    vk_step_note_weight_bytes(d, row_bytes * rows * ((n_tok + tile_t - 1) / tile_t));
     /* dispatches split where the tile counts exceed the device's limits */
     uint64_t max_r = (uint64_t)d->info.max_wg_count[0] * tile_r, max_t = (uint64_t)d->info.max_wg_count[1] * tile_t;
     for (uint64_t t0 = 0; t0 < n_tok; t0 += max_t) {
@@ -209,6 +213,7 @@ sluice_status vk_op_get_rows(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off
     vk_pipeline *p = vk_pipeline_get(d, mmv_types[t].get_rows, 3, sizeof(vk_push_get_rows), spec, 1, err);
     if (!p) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
     vk_buffer *bufs[] = {w, ids, dst};
+    vk_step_note_weight_bytes(d, row_bytes * n_tok);
     uint32_t max_groups = d->info.max_wg_count[0];
     for (uint32_t tok0 = 0; tok0 < n_tok; tok0 += max_groups) {
         uint32_t n = n_tok - tok0 < max_groups ? n_tok - tok0 : max_groups;

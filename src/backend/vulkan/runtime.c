@@ -1,6 +1,7 @@
 /* runtime.c — the logical device (queue, enabled features, per-device
  * function table, pipeline cache) and steps: one command buffer of dispatches with its
- * descriptor pool, submitted and waited for with a fence. */
+ * descriptor pool, submitted and waited for with a fence (with the
+ * profiler's hooks, profile.c, around them). */
 #include <stdlib.h>
 #include <string.h>
 #include "backend/vulkan/vk_internal.h"
@@ -135,6 +136,7 @@ void vk_device_destroy(vk_device *d) {
         d->vk.vkDeviceWaitIdle(d->dev);
         vk_pipelines_destroy(d);
         vk_pcache_close(d);
+        vk_profile_destroy(d);
         if (d->fence) d->vk.vkDestroyFence(d->dev, d->fence, NULL);
         if (d->desc_pool) d->vk.vkDestroyDescriptorPool(d->dev, d->desc_pool, NULL);
         if (d->cmd_pool) d->vk.vkDestroyCommandPool(d->dev, d->cmd_pool, NULL);
@@ -158,6 +160,7 @@ sluice_status vk_step_begin(vk_device *d, sluice_error *err) {
     if ((r = d->vk.vkBeginCommandBuffer(d->cmd, &bi)) != VK_SUCCESS) return vk_fail(err, "vkBeginCommandBuffer", r);
     d->recording = true;
     d->dispatches = 0;
+    vk_profile_step_begin(d);
     return SLUICE_OK;
 }
 
@@ -179,19 +182,27 @@ void vk_step_barrier(vk_device *d) {
 sluice_status vk_step_submit(vk_device *d, sluice_error *err) {
     if (!d->recording) return sluice_fail(err, SLUICE_ERR_ARG, "vk_step_submit: no step is being recorded");
     d->recording = false;
+    vk_profile_step_submitting(d);
     /* the host reads results after the fence: make device writes visible */
     barrier(d, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
             VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT, VK_PIPELINE_STAGE_HOST_BIT,
             VK_ACCESS_HOST_READ_BIT);
     VkResult r = d->vk.vkEndCommandBuffer(d->cmd);
-    if (r != VK_SUCCESS) return vk_fail(err, "vkEndCommandBuffer", r);
+    if (r != VK_SUCCESS) {
+        vk_profile_step_done(d, false, NULL);
+        return vk_fail(err, "vkEndCommandBuffer", r);
+    }
     VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &d->cmd};
-    if ((r = d->vk.vkQueueSubmit(d->queue, 1, &si, d->fence)) != VK_SUCCESS) return vk_fail(err, "vkQueueSubmit", r);
+    if ((r = d->vk.vkQueueSubmit(d->queue, 1, &si, d->fence)) != VK_SUCCESS) {
+        vk_profile_step_done(d, false, NULL);
+        return vk_fail(err, "vkQueueSubmit", r);
+    }
     r = d->vk.vkWaitForFences(d->dev, 1, &d->fence, VK_TRUE, UINT64_MAX);
     VkResult r2 = d->vk.vkResetFences(d->dev, 1, &d->fence);
+    sluice_status st = vk_profile_step_done(d, r == VK_SUCCESS && r2 == VK_SUCCESS, err);
     if (r != VK_SUCCESS) return vk_fail(err, "vkWaitForFences", r);
     if (r2 != VK_SUCCESS) return vk_fail(err, "vkResetFences", r2);
-    return SLUICE_OK;
+    return st;
 }
 
 sluice_status vk_record_dispatch(vk_device *d, vk_pipeline *p, vk_buffer *const *bufs, const void *push,
@@ -219,7 +230,10 @@ sluice_status vk_record_dispatch(vk_device *d, vk_pipeline *p, vk_buffer *const 
     d->vk.vkCmdBindPipeline(d->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipe);
     d->vk.vkCmdBindDescriptorSets(d->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &set, 0, NULL);
     if (p->push_size) d->vk.vkCmdPushConstants(d->cmd, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, p->push_size, push);
+    sluice_status st = vk_profile_dispatch_begin(d, (vk_shader_id)(p - d->pipelines), err);
+    if (st != SLUICE_OK) return st;
     d->vk.vkCmdDispatch(d->cmd, gx, gy, gz);
+    vk_profile_dispatch_end(d);
     d->dispatches++;
     return SLUICE_OK;
 }

@@ -52,7 +52,9 @@ sluice_status vk_buffer_read(vk_device *d, vk_buffer *b, uint64_t off, void *dst
 
 /* A step: vk_step_begin, ops (ops.h) with vk_step_barrier between
  * dependent ones, vk_step_submit (blocks until the device is done and its
- * writes are visible to the host). One step at a time per device. */
+ * writes are visible to the host). One step at a time per device. With
+ * profiling on (profile.h) a step also writes timestamps around each
+ * dispatch and vk_step_submit reads them back after the fence. */
 sluice_status vk_step_begin(vk_device *d, sluice_error *err);
 /* Makes every shader write recorded so far visible to later dispatches. */
 void vk_step_barrier(vk_device *d);

@@ -35,6 +35,8 @@ typedef struct vk_pipeline {
     uint32_t push_size;         /* bytes of push constants */
 } vk_pipeline;
 
+typedef struct vk_profile vk_profile; /* profile.c */
+
 struct vk_device {
     vk_instance *inst;          /* not owned */
     vk_device_info info;        /* copy of the physical device's */
@@ -58,6 +60,7 @@ struct vk_device {
     uint64_t pcache_loaded;     /* bytes of cache data the file gave (0: none, or it was bad) */
     uint32_t pipelines_created; /* vkCreateComputePipelines calls so far */
     uint64_t pipeline_ns;       /* time spent in them, ns */
+    vk_profile *prof;           /* NULL until profiling is first enabled (profile.h) */
 };
 
 /* Physical device handle i of inst (device.c). */
@@ -89,4 +92,17 @@ void vk_pcache_close(vk_device *d);
  * `push`, dispatches groups (gx, gy, gz). */
 sluice_status vk_record_dispatch(vk_device *d, vk_pipeline *p, vk_buffer *const *bufs, const void *push,
                                  uint32_t gx, uint32_t gy, uint32_t gz, sluice_error *err);
+
+/* Profiler hooks (profile.c), no-ops while profiling is off. runtime.c
+ * calls them: step_begin after vkBeginCommandBuffer; dispatch_begin (may
+ * fail: out of memory, query pool creation) and dispatch_end around each
+ * vkCmdDispatch, before d->dispatches counts it; step_submitting on entry
+ * to vk_step_submit; step_done after the fence (ok: the step ran), which
+ * reads the timestamps and adds the step to the sums. */
+void vk_profile_step_begin(vk_device *d);
+sluice_status vk_profile_dispatch_begin(vk_device *d, vk_shader_id id, sluice_error *err);
+void vk_profile_dispatch_end(vk_device *d);
+void vk_profile_step_submitting(vk_device *d);
+sluice_status vk_profile_step_done(vk_device *d, bool ok, sluice_error *err);
+void vk_profile_destroy(vk_device *d); /* frees the query pools; before the VkDevice goes */
 #endif

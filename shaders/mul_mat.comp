@@ -14,9 +14,13 @@
 // LANE_ROWS (CPU devices such as lavapipe): each invocation owns one row
 // and TOKS tokens (specialization constant 1); it dequantizes each
 // 32-column unit of its row once into registers and multiplies it into all
-// TOKS tokens. Lanes of a workgroup read the same x addresses (cheap on a
-// CPU) and the decode cost is shared by TOKS tokens. Sum order: per unit a
-// 32-term sum, units added in order.
+// TOKS tokens. Lanes of a workgroup read the same x addresses, through a
+// uniform buffer where the host can bind one (X_UBO: on llvmpipe a
+// uniform-buffer load at a lane-shared address is one scalar load, while a
+// storage-buffer load is a loop over the lanes; 2-3x faster here) and the
+// decode cost is shared by TOKS tokens. Sum order: per unit four
+// interleaved 8-term sums combined as (0 + 1) + (2 + 3), units added in
+// order; the same with or without X_UBO.
 //
 // Tiled (GPUs): a workgroup of 128 invocations computes a 64-row x 32-token
 // tile. Per 32-column step, invocations 0..63 decode one unit of one row
@@ -34,7 +38,14 @@ layout(constant_id = 2) const bool LANE_ROWS = false;
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 
 layout(binding = 0) readonly buffer W { uint wq[]; };
+#ifdef X_UBO
+// x as a uniform buffer (bound window of at most 64 KiB): for LANE_ROWS on
+// CPU devices, where a uniform-buffer load at an address shared by all
+// lanes is one scalar load, and a storage-buffer load is one per lane
+layout(binding = 1, std140) uniform XU { vec4 xu[4096]; };
+#else
 layout(binding = 1) readonly buffer X { float x[]; };
+#endif
 layout(binding = 2) writeonly buffer Y { float y[]; };
 
 layout(push_constant) uniform P {
@@ -83,23 +94,44 @@ void main() {
         for (uint u = 0u; u < n_units; u++) {
             float v[32];
             row_unit(wrow, u, v);
+            // Per token: four interleaved sums (element e into lane e % 4),
+            // then (0 + 1) + (2 + 3); `precise` keeps the compiler from
+            // fusing differently in the two variants, so a token's result
+            // is the same bits through either (batch invariance).
+#ifdef X_UBO
+            // the window starts at token tok0; x_off, x_stride and cols are
+            // multiples of 4 (vk_op_mul_mat checks)
+            const uint xc = (p.x_off + (t0 - p.tok0) * p.x_stride + 32u * u) >> 2;
+            for (uint j = 0u; j < nt; j++) {
+                const uint xb = xc + ((j * p.x_stride) >> 2);
+                precise vec4 s4 = vec4(0.0);
+                for (uint e = 0u; e < 8u; e++)
+                    s4 += vec4(v[4u * e], v[4u * e + 1u], v[4u * e + 2u], v[4u * e + 3u]) * xu[xb + e];
+                acc[j] += (s4.x + s4.y) + (s4.z + s4.w);
+            }
+#else
             const uint xc = p.x_off + t0 * p.x_stride + 32u * u;
+            const uint ne = min(32u, p.cols - 32u * u);  // < 32: the plain types' last unit
             for (uint j = 0u; j < nt; j++) {
                 const uint xb = xc + j * p.x_stride;
-#if defined(WQ_PLAIN)
-                const uint ne = min(32u, p.cols - 32u * u);
-#else
-                const uint ne = 32u;
-#endif
-                float s = 0.0;
-                for (uint e = 0u; e < ne; e++) s += v[e] * x[xb + e];
-                acc[j] += s;
+                precise vec4 s4 = vec4(0.0);
+                for (uint e = 0u; e < 8u; e++) {
+                    const uint c = 4u * e;
+                    const vec4 xv = vec4(c < ne ? x[xb + c] : 0.0, c + 1u < ne ? x[xb + c + 1u] : 0.0,
+                                         c + 2u < ne ? x[xb + c + 2u] : 0.0, c + 3u < ne ? x[xb + c + 3u] : 0.0);
+                    s4 += vec4(v[c], v[c + 1u], v[c + 2u], v[c + 3u]) * xv;
+                }
+                acc[j] += (s4.x + s4.y) + (s4.z + s4.w);
             }
+#endif
         }
         for (uint j = 0u; j < nt; j++) y[p.y_off + (t0 + j) * p.y_stride + row] = acc[j];
         return;
     }
 
+#ifdef X_UBO
+}
+#else
     const uint rb = p.row0 + gl_WorkGroupID.x * TM, tb = p.tok0 + gl_WorkGroupID.y * TN;
     if (rb >= p.rows || tb >= p.n_tok) return;  // uniform over the workgroup
     const uint tr = tid % 16u, tc = tid / 16u;
@@ -138,3 +170,4 @@ void main() {
             if (row < p.rows && t < p.n_tok) y[p.y_off + t * p.y_stride + row] = acc[4u * i + j];
         }
 }
+#endif

@@ -33,7 +33,17 @@ layout(constant_id = 2) const bool LANE_ROWS = false;
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 
 layout(binding = 0) readonly buffer W { uint wq[]; };
+#ifdef X_UBO
+// x as a uniform buffer (a bound window of at most 64 KiB), LANE_ROWS only:
+// on a CPU device (llvmpipe) every lane reads the same x address, which a
+// uniform-buffer load does once while a storage-buffer load loops over
+// the lanes (see mul_mat.comp)
+layout(binding = 1, std140) uniform XU { vec4 xu[4096]; };
+#define XF(i) xu[(i) >> 2][(i) & 3u]
+#else
 layout(binding = 1) readonly buffer X { float x[]; };
+#define XF(i) x[i]
+#endif
 layout(binding = 2) writeonly buffer Y { float y[]; };
 
 layout(push_constant) uniform P {
@@ -87,7 +97,7 @@ float unit_dot(uint wb, uint xb, uint j) {
             lo |= ((qh >> e) & 1u) << 4;
             hi |= ((qh >> (e + 16u)) & 1u) << 4;
 #endif
-            s += WQ(lo) * x[xb + e] + WQ(hi) * x[xb + e + 16u];
+            s += WQ(lo) * XF(xb + e) + WQ(hi) * XF(xb + e + 16u);
         }
     }
 #undef WQ
@@ -101,7 +111,7 @@ float unit_dot(uint wb, uint xb, uint j) {
     float s = 0.0;
     for (uint k = 0u; k < 8u; k++) {
         const uint q = wq_u32(wb + 2u + 4u * k);
-        for (uint t = 0u; t < 4u; t++) s += float(i8_of(q, t)) * x[xb + 4u * k + t];
+        for (uint t = 0u; t < 4u; t++) s += float(i8_of(q, t)) * XF(xb + 4u * k + t);
     }
     return wq_f16(wb) * s;
 
@@ -128,7 +138,7 @@ float unit_dot(uint wb, uint xb, uint j) {
 #if defined(W_Q5_K)
             v |= ((h >> (8u * t + j)) & 1u) << 4;
 #endif
-            s += (dsc * float(v) - dmn) * x[xb + 4u * k + t];
+            s += (dsc * float(v) - dmn) * XF(xb + 4u * k + t);
         }
     }
     return s;
@@ -145,7 +155,7 @@ float unit_dot(uint wb, uint xb, uint j) {
         const uint lq = wq_u32(ql + 4u * k), hq = wq_u32(qh + 4u * k);
         for (uint t = 0u; t < 4u; t++) {
             const uint v = ((lq >> (8u * t + nib)) & 15u) | (((hq >> (8u * t + 2u * s)) & 3u) << 4);
-            g[k >> 2] += (float(v) - 32.0) * x[xb + 4u * k + t];
+            g[k >> 2] += (float(v) - 32.0) * XF(xb + 4u * k + t);
         }
     }
     const uint sc = wb + 192u + 2u * j;  // scales[16], groups 2j and 2j+1
@@ -167,7 +177,7 @@ void main() {
         // combined by a fixed tree: rounding close to the split path's
         vec4 a[4] = vec4[4](vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
         const uint n = p.cols;
-#define LANE_TERM(c) ((c) < n ? wq_elem(wrow, c) * x[p.x_off + (c)] : 0.0)
+#define LANE_TERM(c) ((c) < n ? wq_elem(wrow, c) * XF(p.x_off + (c)) : 0.0)
         for (uint c = 0u; c < n; c += 16u)
             for (uint q = 0u; q < 4u; q++) {
                 const uint e = c + 4u * q;
@@ -197,7 +207,7 @@ void main() {
         if (row < p.rows) {  // uniform over the workgroup
             const uint wrow = p.w_off + row * p.row_bytes;
 #if defined(WQ_PLAIN)
-            for (uint c = tid; c < p.cols; c += BLOCK) s += wq_elem(wrow, c) * x[p.x_off + c];
+            for (uint c = tid; c < p.cols; c += BLOCK) s += wq_elem(wrow, c) * XF(p.x_off + c);
 #else
             const uint n_units = p.cols / 32u;
             for (uint u = tid; u < n_units; u += BLOCK)

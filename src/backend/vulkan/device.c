@@ -162,6 +162,8 @@ static void query_device(VkPhysicalDevice pd, uint32_t instance_api, vk_device_i
     d->driver_version = props.driverVersion;
     memcpy(d->pipeline_cache_uuid, props.pipelineCacheUUID, sizeof d->pipeline_cache_uuid);
     d->max_storage_buffer_range = props.limits.maxStorageBufferRange;
+    d->max_uniform_buffer_range = props.limits.maxUniformBufferRange;
+    d->min_ubo_offset_align = (uint32_t)props.limits.minUniformBufferOffsetAlignment;
     d->max_shared = props.limits.maxComputeSharedMemorySize;
     d->max_wg_invocations = props.limits.maxComputeWorkGroupInvocations;
     for (int i = 0; i < 3; i++) d->max_wg_count[i] = props.limits.maxComputeWorkGroupCount[i];
@@ -196,8 +198,10 @@ static void query_device(VkPhysicalDevice pd, uint32_t instance_api, vk_device_i
     snprintf(d->driver_info, sizeof d->driver_info, "%s", p12.driverInfo);
     d->max_alloc = m3.maxMemoryAllocationSize;
     d->subgroup_size = p11.subgroupSize;
+    /* the subgroup kernels use arithmetic (reductions) and ballot (broadcast) */
     d->subgroup_arith = (p11.subgroupSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
-                        (p11.subgroupSupportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
+                        (p11.subgroupSupportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) &&
+                        (p11.subgroupSupportedOperations & VK_SUBGROUP_FEATURE_BALLOT_BIT);
     if (v13) {
         d->subgroup_min = p13.minSubgroupSize;
         d->subgroup_max = p13.maxSubgroupSize;

@@ -28,6 +28,10 @@ sluice_status vk_op_rms_norm(vk_device *d, vk_buffer *x, vk_buffer *w, vk_buffer
     return SLUICE_OK;
 }
 
+/* Bytes of the uniform-buffer x window of mul_mat.comp and
+ * mul_mat_vec.comp (their X_UBO variants declare 4096 vec4). */
+#define MUL_MAT_UBO_BYTES 65536
+
 #define MUL_MAT_VEC_BLOCK 128 /* power of two, <= the guaranteed 128 invocations */
 /* Rows per workgroup (<= MUL_MAT_VEC_BLOCK). 1, 2, 4, 8 and 16 measured
  * alike on lavapipe (4096 x 4096, run to run noise larger than the
@@ -47,13 +51,14 @@ sluice_status vk_op_rms_norm(vk_device *d, vk_buffer *x, vk_buffer *w, vk_buffer
  * quant.h's enum). block == 0: not supported. */
 typedef struct mmv_type {
     uint32_t block, block_bytes;
-    vk_shader_id shared, subgroup; /* mul_mat_vec variants */
-    vk_shader_id get_rows, mul_mat;
+    vk_shader_id shared, subgroup, ubo; /* mul_mat_vec variants */
+    vk_shader_id get_rows, mul_mat, mul_mat_ubo;
 } mmv_type;
 
 #define MMV(t, b, bb, id)                                                                              \
-    [QT_##t] = {b, bb, VK_SHADER_MUL_MAT_VEC_##id, VK_SHADER_MUL_MAT_VEC_##id##_SUBGROUP, VK_SHADER_GET_ROWS_##id, \
-                VK_SHADER_MUL_MAT_##id}
+    [QT_##t] = {b, bb, VK_SHADER_MUL_MAT_VEC_##id, VK_SHADER_MUL_MAT_VEC_##id##_SUBGROUP,                          \
+                VK_SHADER_MUL_MAT_VEC_##id##_UBO, VK_SHADER_GET_ROWS_##id,                                              \
+                VK_SHADER_MUL_MAT_##id, VK_SHADER_MUL_MAT_##id##_UBO}
 static const mmv_type mmv_types[QT_COUNT] = {
     MMV(F32, 1, 4, F32),       MMV(F16, 1, 2, F16),       MMV(BF16, 1, 2, BF16),   MMV(Q4_0, 32, 18, Q4_0),
     MMV(Q4_1, 32, 20, Q4_1),   MMV(Q5_0, 32, 22, Q5_0),   MMV(Q5_1, 32, 24, Q5_1), MMV(Q8_0, 32, 34, Q8_0),
@@ -86,8 +91,19 @@ sluice_status vk_op_mul_mat_vec(vk_device *d, qtype t, vk_buffer *w, uint64_t w_
     const bool lane_rows = d->caps.lane_rows;
     const uint32_t rpw = lane_rows ? MUL_MAT_VEC_BLOCK : MUL_MAT_VEC_ROWS;
     const uint32_t spec[] = {MUL_MAT_VEC_BLOCK, lane_rows ? 1 : rpw, lane_rows};
-    vk_shader_id id = d->caps.subgroups ? mt->subgroup : mt->shared;
-    vk_pipeline *p = vk_pipeline_get(d, id, 3, sizeof(vk_push_mul_mat_vec), spec, 3, err);
+    /* lane rows read x through a uniform-buffer window where it fits */
+    uint64_t align = d->info.min_ubo_offset_align ? d->info.min_ubo_offset_align : 256;
+    uint64_t ubo_max = d->info.max_uniform_buffer_range < MUL_MAT_UBO_BYTES ? d->info.max_uniform_buffer_range
+                                                                            : MUL_MAT_UBO_BYTES;
+    bool ubo = lane_rows && align <= 256 && align + (uint64_t)cols * 4 <= ubo_max;
+    uint64_t offs[3] = {0, 0, 0}, ranges[3] = {0, 0, 0};
+    if (ubo) {
+        offs[1] = x_off * 4 / align * align;
+        ranges[1] = x_off * 4 - offs[1] + (uint64_t)cols * 4;
+        x_off = (x_off * 4 - offs[1]) / 4;
+    }
+    vk_shader_id id = ubo ? mt->ubo : d->caps.subgroups ? mt->subgroup : mt->shared;
+    vk_pipeline *p = vk_pipeline_get_ubo(d, id, 3, ubo ? 2u : 0u, sizeof(vk_push_mul_mat_vec), spec, 3, err);
     if (!p) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
     vk_buffer *bufs[] = {w, x, y};
     vk_step_note_weight_bytes(d, row_bytes * rows);
@@ -101,7 +117,7 @@ sluice_status vk_op_mul_mat_vec(vk_device *d, qtype t, vk_buffer *w, uint64_t w_
                                   .x_off = (uint32_t)x_off,
                                   .y_off = (uint32_t)y_off,
                                   .row0 = (uint32_t)row0};
-        sluice_status st = vk_record_dispatch(d, p, bufs, &pc, n, 1, 1, err);
+        sluice_status st = vk_record_dispatch_ranges(d, p, bufs, offs, ranges, &pc, n, 1, 1, err);
         if (st != SLUICE_OK) return st;
     }
     return SLUICE_OK;
@@ -113,7 +129,7 @@ sluice_status vk_op_mul_mat_vec(vk_device *d, qtype t, vk_buffer *w, uint64_t w_
  * invocation; tiled layout (GPUs): the shader's fixed 64 x 32 tile of 128
  * invocations. */
 #define MUL_MAT_LANE_BLOCK 64
-#define MUL_MAT_LANE_TOKS 8
+#define MUL_MAT_LANE_TOKS 16
 #define MUL_MAT_TILE_ROWS 64
 #define MUL_MAT_TILE_TOKS 32
 
@@ -150,15 +166,37 @@ sluice_status vk_op_mul_mat(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off,
     const uint32_t spec[] = {lane ? MUL_MAT_LANE_BLOCK : 128, MUL_MAT_LANE_TOKS, lane};
     const uint32_t tile_r = lane ? MUL_MAT_LANE_BLOCK : MUL_MAT_TILE_ROWS;
     const uint32_t tile_t = lane ? MUL_MAT_LANE_TOKS : MUL_MAT_TILE_TOKS;
-    vk_pipeline *p = vk_pipeline_get(d, mt->mul_mat, 3, sizeof(vk_push_mul_mat), spec, 3, err);
+    /* Lane rows read x through a uniform buffer where it can: windows of
+     * whole tokens of at most MUL_MAT_UBO_BYTES, x 16-byte aligned, whole
+     * 32-column units (the shader's X_UBO variant). */
+    uint64_t ubo_max = d->info.max_uniform_buffer_range < MUL_MAT_UBO_BYTES ? d->info.max_uniform_buffer_range
+                                                                            : MUL_MAT_UBO_BYTES;
+    uint64_t align = d->info.min_ubo_offset_align ? d->info.min_ubo_offset_align : 256;
+    uint64_t win_tok = 0; /* tokens per uniform-buffer window; 0: storage buffer */
+    if (lane && ((x_off | x_stride | cols) & 3) == 0 && cols % 32 == 0 && align <= 256 &&
+        (align - 4 + (uint64_t)cols * 4) <= ubo_max) {
+        win_tok = (ubo_max - (align - 4) - (uint64_t)cols * 4) / ((uint64_t)x_stride * 4) + 1;
+        if (win_tok > tile_t) win_tok -= win_tok % tile_t; /* whole token groups */
+    }
+    vk_shader_id id = win_tok ? mt->mul_mat_ubo : mt->mul_mat;
+    vk_pipeline *p = vk_pipeline_get_ubo(d, id, 3, win_tok ? 2u : 0u, sizeof(vk_push_mul_mat), spec, 3, err);
     if (!p) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
     vk_buffer *bufs[] = {w, x, y};
     /* every token tile reads the whole matrix */
     vk_step_note_weight_bytes(d, row_bytes * rows * ((n_tok + tile_t - 1) / tile_t));
-    /* dispatches split where the tile counts exceed the device's limits */
+    /* dispatches split where the tile counts exceed the device's limits,
+     * or over uniform-buffer windows */
     uint64_t max_r = (uint64_t)d->info.max_wg_count[0] * tile_r, max_t = (uint64_t)d->info.max_wg_count[1] * tile_t;
+    if (win_tok && win_tok < max_t) max_t = win_tok;
     for (uint64_t t0 = 0; t0 < n_tok; t0 += max_t) {
         uint64_t nt = n_tok - t0 < max_t ? n_tok - t0 : max_t;
+        uint64_t offs[3] = {0, 0, 0}, ranges[3] = {0, 0, 0}, xo = x_off;
+        if (win_tok) {
+            uint64_t first = (x_off + t0 * x_stride) * 4; /* bytes */
+            offs[1] = first / align * align;
+            xo = (first - offs[1]) / 4;
+            ranges[1] = first - offs[1] + ((nt - 1) * x_stride + cols) * 4;
+        }
         for (uint64_t r0 = 0; r0 < rows; r0 += max_r) {
             uint64_t nr = rows - r0 < max_r ? rows - r0 : max_r;
             vk_push_mul_mat pc = {.rows = rows,
@@ -166,14 +204,15 @@ sluice_status vk_op_mul_mat(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off,
                                   .n_tok = n_tok,
                                   .row_bytes = (uint32_t)row_bytes,
                                   .w_off = (uint32_t)w_off,
-                                  .x_off = (uint32_t)x_off,
+                                  .x_off = (uint32_t)xo,
                                   .x_stride = x_stride,
                                   .y_off = (uint32_t)y_off,
                                   .y_stride = y_stride,
                                   .row0 = (uint32_t)r0,
                                   .tok0 = (uint32_t)t0};
-            sluice_status st = vk_record_dispatch(d, p, bufs, &pc, (uint32_t)((nr + tile_r - 1) / tile_r),
-                                                  (uint32_t)((nt + tile_t - 1) / tile_t), 1, err);
+            sluice_status st = vk_record_dispatch_ranges(d, p, bufs, offs, ranges, &pc,
+                                                         (uint32_t)((nr + tile_r - 1) / tile_r),
+                                                         (uint32_t)((nt + tile_t - 1) / tile_t), 1, err);
             if (st != SLUICE_OK) return st;
         }
     }

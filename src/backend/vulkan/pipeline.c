@@ -17,14 +17,20 @@ static void destroy_one(vk_device *d, vk_pipeline *p) {
 
 vk_pipeline *vk_pipeline_get(vk_device *d, vk_shader_id id, uint32_t n_bindings, uint32_t push_size,
                              const uint32_t *spec, uint32_t n_spec, sluice_error *err) {
+    return vk_pipeline_get_ubo(d, id, n_bindings, 0, push_size, spec, n_spec, err);
+}
+
+vk_pipeline *vk_pipeline_get_ubo(vk_device *d, vk_shader_id id, uint32_t n_bindings, uint32_t ubo_mask,
+                                 uint32_t push_size, const uint32_t *spec, uint32_t n_spec, sluice_error *err) {
     const vk_shader_spv *sh = vk_shader_get(id);
     VK_ASSERT(sh && n_bindings >= 1 && n_bindings <= 8 && n_spec <= MAX_SPEC && push_size % 4 == 0);
     vk_pipeline *p = &d->pipelines[id];
     if (p->pipe) {
-        VK_ASSERT(p->n_bindings == n_bindings && p->push_size == push_size);
+        VK_ASSERT(p->n_bindings == n_bindings && p->ubo_mask == ubo_mask && p->push_size == push_size);
         return p;
     }
     p->n_bindings = n_bindings;
+    p->ubo_mask = ubo_mask;
     p->push_size = push_size;
     VkResult r;
     const char *what = "";
@@ -33,7 +39,9 @@ vk_pipeline *vk_pipeline_get(vk_device *d, vk_shader_id id, uint32_t n_bindings,
     VkDescriptorSetLayoutBinding b[8];
     for (uint32_t i = 0; i < n_bindings; i++)
         b[i] = (VkDescriptorSetLayoutBinding){.binding = i,
-                                              .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                              .descriptorType = (ubo_mask >> i) & 1u
+                                                                    ? VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER
+                                                                    : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                                               .descriptorCount = 1,
                                               .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
     VkDescriptorSetLayoutCreateInfo dli = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,

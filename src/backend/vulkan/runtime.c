@@ -109,11 +109,12 @@ sluice_status vk_device_create(vk_instance *inst, uint32_t index, vk_device **ou
         st = vk_fail(err, "vkAllocateCommandBuffers", r);
         goto fail;
     }
-    VkDescriptorPoolSize ps = {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .descriptorCount = STEP_MAX_BUFFERS};
+    VkDescriptorPoolSize ps[] = {{.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .descriptorCount = STEP_MAX_BUFFERS},
+                                 {.type = VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER, .descriptorCount = STEP_MAX_SETS}};
     VkDescriptorPoolCreateInfo dpi = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
                                       .maxSets = STEP_MAX_SETS,
-                                      .poolSizeCount = 1,
-                                      .pPoolSizes = &ps};
+                                      .poolSizeCount = 2,
+                                      .pPoolSizes = ps};
     if ((r = d->vk.vkCreateDescriptorPool(d->dev, &dpi, NULL, &d->desc_pool)) != VK_SUCCESS) {
         st = vk_fail(err, "vkCreateDescriptorPool", r);
         goto fail;
@@ -207,6 +208,12 @@ sluice_status vk_step_submit(vk_device *d, sluice_error *err) {
 
 sluice_status vk_record_dispatch(vk_device *d, vk_pipeline *p, vk_buffer *const *bufs, const void *push,
                                  uint32_t gx, uint32_t gy, uint32_t gz, sluice_error *err) {
+    return vk_record_dispatch_ranges(d, p, bufs, NULL, NULL, push, gx, gy, gz, err);
+}
+
+sluice_status vk_record_dispatch_ranges(vk_device *d, vk_pipeline *p, vk_buffer *const *bufs, const uint64_t *offsets,
+                                        const uint64_t *ranges, const void *push, uint32_t gx, uint32_t gy, uint32_t gz,
+                                        sluice_error *err) {
     VK_ASSERT(d->recording && p->pipe && p->n_bindings <= 8);
     VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
                                       .descriptorPool = d->desc_pool,
@@ -218,12 +225,17 @@ sluice_status vk_record_dispatch(vk_device *d, vk_pipeline *p, vk_buffer *const 
     VkDescriptorBufferInfo bi[8];
     VkWriteDescriptorSet w[8];
     for (uint32_t i = 0; i < p->n_bindings; i++) {
-        bi[i] = (VkDescriptorBufferInfo){.buffer = bufs[i]->buf, .offset = 0, .range = VK_WHOLE_SIZE};
+        bool ubo = (p->ubo_mask >> i) & 1u;
+        uint64_t off = offsets ? offsets[i] : 0, range = ranges && ranges[i] ? ranges[i] : VK_WHOLE_SIZE;
+        VK_ASSERT(!ubo || (range != VK_WHOLE_SIZE && range <= d->info.max_uniform_buffer_range &&
+                           off % d->info.min_ubo_offset_align == 0));
+        bi[i] = (VkDescriptorBufferInfo){.buffer = bufs[i]->buf, .offset = off, .range = range};
         w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
                                       .dstSet = set,
                                       .dstBinding = i,
                                       .descriptorCount = 1,
-                                      .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                      .descriptorType = ubo ? VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER
+                                                            : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                                       .pBufferInfo = &bi[i]};
     }
     d->vk.vkUpdateDescriptorSets(d->dev, p->n_bindings, w, 0, NULL);

@@ -31,7 +31,8 @@ typedef struct vk_pipeline {
     VkDescriptorSetLayout dsl;
     VkPipelineLayout layout;
     VkPipeline pipe;            /* VK_NULL_HANDLE: not created yet */
-    uint32_t n_bindings;        /* storage buffers at bindings 0..n-1 */
+    uint32_t n_bindings;        /* buffers at bindings 0..n-1 */
+    uint32_t ubo_mask;          /* bit i: binding i is a uniform buffer, else storage */
     uint32_t push_size;         /* bytes of push constants */
 } vk_pipeline;
 
@@ -75,6 +76,10 @@ const char *vk_result_str(VkResult r);
  * must then be the same). NULL with err set on failure. */
 vk_pipeline *vk_pipeline_get(vk_device *d, vk_shader_id id, uint32_t n_bindings, uint32_t push_size,
                              const uint32_t *spec, uint32_t n_spec, sluice_error *err);
+/* vk_pipeline_get where the bindings in ubo_mask (bit i: binding i) are
+ * uniform buffers (bound with vk_record_dispatch_ranges). */
+vk_pipeline *vk_pipeline_get_ubo(vk_device *d, vk_shader_id id, uint32_t n_bindings, uint32_t ubo_mask,
+                                 uint32_t push_size, const uint32_t *spec, uint32_t n_spec, sluice_error *err);
 void vk_pipelines_destroy(vk_device *d);
 
 /* Creates d->pcache, seeded from the cache file when it is valid for d
@@ -92,6 +97,14 @@ void vk_pcache_close(vk_device *d);
  * `push`, dispatches groups (gx, gy, gz). */
 sluice_status vk_record_dispatch(vk_device *d, vk_pipeline *p, vk_buffer *const *bufs, const void *push,
                                  uint32_t gx, uint32_t gy, uint32_t gz, sluice_error *err);
+/* vk_record_dispatch binding byte ranges: binding i covers
+ * [offsets[i], offsets[i] + ranges[i]) of bufs[i] (offsets NULL: 0;
+ * ranges NULL or 0: to the end). A uniform-buffer binding needs a range
+ * <= maxUniformBufferRange and an offset that is a multiple of
+ * minUniformBufferOffsetAlignment. */
+sluice_status vk_record_dispatch_ranges(vk_device *d, vk_pipeline *p, vk_buffer *const *bufs, const uint64_t *offsets,
+                                        const uint64_t *ranges, const void *push, uint32_t gx, uint32_t gy, uint32_t gz,
+                                        sluice_error *err);
 
 /* Profiler hooks (profile.c), no-ops while profiling is off. runtime.c
  * calls them: step_begin after vkBeginCommandBuffer; dispatch_begin (may

@@ -103,6 +103,28 @@ static sluice_status open_device(vkf_ctx *c, const vkf_params *p, sluice_error *
     return vk_device_create(c->inst, (uint32_t)pick, &c->d, err);
 }
 
+vkf_estimate vkf_estimate_bytes(const model *m, uint32_t n_ctx, kv_type kv, uint32_t n_batch) {
+    const model_hparams *hp = &m->hp;
+    if (!n_ctx) n_ctx = hp->n_ctx_train;
+    if (!n_batch) n_batch = VKF_BATCH_DEFAULT;
+    if (n_batch > n_ctx) n_batch = n_ctx;
+    uint64_t E = hp->n_embd, hd = hp->head_dim, qdim = (uint64_t)hp->n_head * hd, kvdim = (uint64_t)hp->n_head_kv * hd;
+    vkf_estimate e = {0};
+    const gguf_tensor *top[] = {m->tok_embd, m->out_norm, m->tied_output || m->output == m->tok_embd ? NULL : m->output};
+    for (size_t i = 0; i < 3; i++) e.weights += top[i] ? round4(top[i]->n_bytes) : 0;
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const layer_weights *L = &m->layers[l];
+        const gguf_tensor *t[] = {L->attn_norm, L->wq,     L->wk,     L->wv,       L->wo,     L->bq,   L->bk,
+                                  L->bv,        L->q_norm, L->k_norm, L->ffn_norm, L->w_gate, L->w_up, L->w_down};
+        for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) e.weights += t[i] ? round4(t[i]->n_bytes) : 0;
+    }
+    e.kv_cache = 2 * round4((uint64_t)n_ctx * kvdim * (kv == KV_F16 ? 2 : 4)) * hp->n_layer;
+    /* scratch rows, the token/position buffer, one row of logits */
+    e.scratch = sizeof(float) * ((uint64_t)n_batch * (E * 2 + qdim * 2 + kvdim * 2 + (uint64_t)hp->n_ff * 2) +
+                                 2 * (uint64_t)n_batch + hp->n_vocab);
+    return e;
+}
+
 sluice_status vkf_create(vkf_ctx **out, const model *m, const vkf_params *p, sluice_error *err) {
     *out = NULL;
     const model_hparams *hp = &m->hp;
@@ -152,9 +174,8 @@ sluice_status vkf_create(vkf_ctx **out, const model *m, const vkf_params *p, slu
                          (unsigned long long)kv_layer, (unsigned long long)max_buf);
         goto fail;
     }
-    uint64_t nb = c->n_batch;
-    uint64_t act = sizeof(float) * nb * (E * 2 + qdim * 2 + kvdim * 2 + (uint64_t)hp->n_ff * 2);
-    uint64_t need = weights + 2 * kv_layer * hp->n_layer + act;
+    vkf_estimate est = vkf_estimate_bytes(m, c->n_ctx, d.kv, c->n_batch);
+    uint64_t need = est.weights + est.kv_cache + est.scratch;
     uint64_t avail = 0;
     for (uint32_t h = 0; h < info->n_heaps; h++)
         if (info->heaps[h].device_local) avail += info->heaps[h].size;
@@ -163,7 +184,7 @@ sluice_status vkf_create(vkf_ctx **out, const model *m, const vkf_params *p, slu
                          "vulkan: the model does not fit on %s: needs %llu bytes (%llu MiB: weights %llu MiB, KV "
                          "cache %llu MiB), device-local memory has %llu bytes (%llu MiB)",
                          info->name, (unsigned long long)need, (unsigned long long)(need >> 20),
-                         (unsigned long long)(weights >> 20), (unsigned long long)((2 * kv_layer * hp->n_layer) >> 20),
+                         (unsigned long long)(est.weights >> 20), (unsigned long long)(est.kv_cache >> 20),
                          (unsigned long long)avail, (unsigned long long)(avail >> 20));
         goto fail;
     }
@@ -191,6 +212,7 @@ sluice_status vkf_create(vkf_ctx **out, const model *m, const vkf_params *p, slu
         if ((st = scratch(c, kv_layer, VK_MEM_DEVICE, &V->kc, err)) != SLUICE_OK) goto fail;
         if ((st = scratch(c, kv_layer, VK_MEM_DEVICE, &V->vc, err)) != SLUICE_OK) goto fail;
     }
+    uint64_t nb = c->n_batch;
     struct { vk_buffer **b; uint64_t n; vk_mem_kind kind; } sc[] = {
         {&c->x, nb * E, VK_MEM_DEVICE},        {&c->xb, nb * E, VK_MEM_DEVICE},
         {&c->q, nb * qdim, VK_MEM_DEVICE},     {&c->k, nb * kvdim, VK_MEM_DEVICE},

@@ -28,6 +28,16 @@ typedef struct vkf_params {
 
 typedef struct vkf_ctx vkf_ctx;
 
+/* Device bytes a context would take (what vkf_create checks against the
+ * device-local heaps): weights (uploaded raw), KV cache, scratch (n_batch
+ * rows of activations, token ids, one row of logits; all-logits mode adds
+ * n_batch - 1 rows of logits when first used). n_ctx / n_batch 0: the
+ * defaults of vkf_params. */
+typedef struct vkf_estimate {
+    uint64_t weights, kv_cache, scratch;
+} vkf_estimate;
+vkf_estimate vkf_estimate_bytes(const model *m, uint32_t n_ctx, kv_type kv, uint32_t n_batch);
+
 /* Opens the device, checks that the model fits (every weight tensor, the
  * KV cache, scratch and logits against the device-local heaps: on failure
  * SLUICE_ERR_NOMEM with needed vs available bytes, before anything is

@@ -147,6 +147,11 @@ Test(cli, info_quantize_and_info_again) {
     cr_assert(strstr(out, "model: llama, 5 layers, width 64, ffn 172, heads 8 (kv 4, head size 8), vocab 512"), "%s", out);
     cr_assert(strstr(out, "F32         48 tensors"), "%s", out);
     cr_assert(strstr(out, "parameters: 292800"), "%s", out);
+    cr_assert(strstr(out, "memory (CPU, context 2048, F16 KV): weights 1.12 MiB"), "%s", out);
+    /* per Vulkan device (where there is one): the same weights, the F16
+     * KV cache of 2048 positions (5 layers x 2 x 2048 x 32 x 2 bytes) */
+    if (strstr(out, "memory (Vulkan device 0"))
+        cr_assert(strstr(out, "weights 1.12 MiB + KV cache 1.25 MiB") && strstr(out, "device-local: fits"), "%s", out);
     free(out);
     char *q = strdup(tu_tmp_path("q8.gguf"));
     snprintf(cmd, sizeof cmd, "%s quantize %s %s Q8_0", SLUICE_BIN, m, q);

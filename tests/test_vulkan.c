@@ -81,6 +81,12 @@ Test(vulkan, select_rule) {
     cr_assert_eq(pick, 0);
     cr_assert_eq(vk_select_device(devs, 5, "rx 79", &pick, &err), SLUICE_OK);
     cr_assert_eq(pick, 3);
+    /* "lavapipe" names Mesa's software device by its driver id (its device
+     * name says llvmpipe) */
+    cr_assert_eq(vk_select_device(devs, 5, "lavapipe", &pick, &err), SLUICE_ERR_ARG, "no driver id set yet");
+    devs[0].driver_id = 13; /* VK_DRIVER_ID_MESA_LLVMPIPE */
+    cr_assert_eq(vk_select_device(devs, 5, "lavapipe", &pick, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(pick, 0);
     cr_assert_eq(vk_select_device(devs, 5, "5", &pick, &err), SLUICE_ERR_ARG);
     cr_assert_eq(pick, -1);
     cr_assert(strstr(err.msg, "llvmpipe"), "error lists the devices: %s", err.msg);

@@ -2,6 +2,9 @@
 #include <stdio.h>
 #include <string.h>
 #include "cli/cli.h"
+#ifdef SLUICE_HAVE_VULKAN
+#include "engine/forward_vk.h"
+#endif
 
 static void print_str(FILE *f, gguf_str s, size_t max) {
     fputc('"', f);
@@ -104,6 +107,28 @@ int cmd_info(int argc, char **argv) {
     printf("memory (CPU, context %u, %s KV): weights %.2f MiB mapped + KV cache and scratch %.2f MiB = %.2f MiB\n", n_ctx,
            o.kv == KV_F32 ? "F32" : "F16", m->weight_bytes / 1048576.0, run / 1048576.0,
            (m->weight_bytes + run) / 1048576.0);
+#ifdef SLUICE_HAVE_VULKAN
+    /* the same context on each Vulkan device: what vkf_create would ask of
+     * its device-local memory */
+    vk_instance *inst = NULL;
+    sluice_error verr = {0};
+    if (vk_instance_create(&inst, false, &verr) == SLUICE_OK) {
+        vkf_estimate e = vkf_estimate_bytes(m, n_ctx, o.kv, 0);
+        uint64_t need = e.weights + e.kv_cache + e.scratch;
+        for (uint32_t i = 0; i < vk_instance_device_count(inst); i++) {
+            const vk_device_info *d = vk_instance_device(inst, 0) + i;
+            uint64_t local = 0;
+            for (uint32_t h = 0; h < d->n_heaps; h++) local += d->heaps[h].device_local ? d->heaps[h].size : 0;
+            printf("memory (Vulkan device %u, %s): weights %.2f MiB + KV cache %.2f MiB + scratch %.2f MiB = %.2f "
+                   "MiB of %.0f MiB device-local: %s\n",
+                   i, d->name, e.weights / 1048576.0, e.kv_cache / 1048576.0, e.scratch / 1048576.0, need / 1048576.0,
+                   local / 1048576.0, !d->usable ? "device older than Vulkan 1.2" : need <= local ? "fits" : "does not fit");
+        }
+        vk_instance_destroy(inst);
+    } else {
+        printf("memory (Vulkan): no devices (%s)\n", verr.msg);
+    }
+#endif
     model_free(m);
     return 0;
 }

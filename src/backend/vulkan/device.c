@@ -417,9 +417,13 @@ sluice_status vk_select_device(const vk_device_info *devs, uint32_t n, const cha
         *out = (int)i;
         return SLUICE_OK;
     }
+    /* "lavapipe" names Mesa's software device, whose device name is
+     * "llvmpipe (...)" */
+    bool lavapipe = !strcmp(spec, "lavapipe");
     int found = -1, matches = 0;
     for (uint32_t i = 0; i < n; i++)
-        if (contains_nocase(devs[i].name, spec) && devs[i].usable) {
+        if ((lavapipe ? devs[i].driver_id == VK_DRIVER_ID_MESA_LLVMPIPE : contains_nocase(devs[i].name, spec)) &&
+            devs[i].usable) {
             if (found < 0) found = (int)i;
             matches++;
         }

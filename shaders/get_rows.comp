@@ -32,6 +32,9 @@ layout(push_constant) uniform P {
     uint ids_off;    // ints
     uint d_off;      // floats
     uint tok0;       // first token of this dispatch (dispatches split over tokens)
+    uint id0;        // id of W's first row: W may be one part of a table split by rows
+    uint skip_outside;  // 1: ids outside this part leave their rows of d alone
+    uint pad0, pad1;
 } p;
 
 #include "common/wq.glsl"
@@ -40,9 +43,10 @@ void main() {
     const uint tid = gl_LocalInvocationID.x;
     const uint t = p.tok0 + gl_WorkGroupID.x;
     if (t >= p.n_tok) return;
-    const int id = ids[p.ids_off + t];
+    const int id = ids[p.ids_off + t] - int(p.id0);
     const uint o = p.d_off + t * p.cols;
     if (id < 0 || uint(id) >= p.n_rows) {
+        if (p.skip_outside != 0u) return;
         for (uint c = tid; c < p.cols; c += BLOCK) d[o + c] = 0.0;
         return;
     }

@@ -21,10 +21,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include "backend/vulkan/ops.h"
+#include "backend/vulkan/profile.h"
 #include "backend/vulkan/runtime.h"
 
+/* A weight matrix on the device: (rows, cols) of its GGUF type, rows back
+ * to back, split by rows into parts of part_rows rows (the last may hold
+ * fewer) where one buffer may not span the whole tensor
+ * (maxStorageBufferRange, maxMemoryAllocationSize). */
+typedef struct vkf_mat {
+    const gguf_tensor *t; /* NULL: absent */
+    uint32_t n_parts, part_rows;
+    vk_buffer **parts;    /* n_parts */
+} vkf_mat;
+
 typedef struct vkf_layer {
-    vk_buffer *attn_norm, *wq, *wk, *wv, *wo, *bq, *bk, *bv, *q_norm, *k_norm, *ffn_norm, *w_gate, *w_up, *w_down;
+    vkf_mat wq, wk, wv, wo, w_gate, w_up, w_down;
+    vk_buffer *attn_norm, *bq, *bk, *bv, *q_norm, *k_norm, *ffn_norm; /* F32 vectors */
     vk_buffer *kc, *vc; /* (n_ctx, kvdim) rows; (kvdim, n_ctx) V transposed */
 } vkf_layer;
 
@@ -36,7 +48,10 @@ struct vkf_ctx {
     kv_type kv;
     uint32_t n_ctx, n_past, n_batch;
     vkf_layer *layers;                      /* n_layer */
-    vk_buffer *tok_embd, *out_norm, *output; /* output == tok_embd when tied */
+    vkf_mat tok_embd, output_own;
+    vkf_mat *output;                        /* &output_own, or &tok_embd when tied */
+    vk_buffer *out_norm;
+    uint64_t max_buf;                       /* most bytes one weight buffer holds */
     /* scratch for one chunk of up to n_batch tokens, token-major rows */
     vk_buffer *x, *xb, *q, *k, *v, *att, *gate, *up;
     vk_buffer *io;          /* host: int32 tokens[n_batch], positions[n_batch] */
@@ -57,18 +72,20 @@ struct vkf_ctx {
 
 static uint64_t round4(uint64_t n) { return (n + 3) / 4 * 4; }
 
-/* Checks what the kernels need of one tensor and adds its device bytes. */
+/* Checks what the kernels need of one tensor and adds its device bytes:
+ * a matrix may be split by rows over buffers of at most max_buf bytes, a
+ * vector must fit one. */
 static sluice_status check_tensor(const gguf_tensor *t, bool matrix, uint64_t max_buf, uint64_t *bytes,
                                   sluice_error *err) {
     if (!t) return SLUICE_OK;
     if (matrix ? !vk_mul_mat_vec_supports(t->type) : t->type != QT_F32)
         return sluice_fail(err, SLUICE_ERR_UNSUPPORTED, "vulkan: tensor %.*s has type %s, which has no kernel",
                            (int)t->name.len, t->name.ptr, qtype_get(t->type)->name);
-    if (round4(t->n_bytes) > max_buf)
+    uint64_t unit = matrix ? t->n_bytes / (uint64_t)t->ne[1] : t->n_bytes; /* one row, or the whole vector */
+    if (round4(unit) > max_buf)
         return sluice_fail(err, SLUICE_ERR_RANGE,
-                           "vulkan: tensor %.*s takes %llu bytes, more than one buffer may span (%llu); splitting "
-                           "tensors across buffers is not done yet",
-                           (int)t->name.len, t->name.ptr, (unsigned long long)t->n_bytes,
+                           "vulkan: tensor %.*s: %s of %llu bytes is more than one buffer may span (%llu)",
+                           (int)t->name.len, t->name.ptr, matrix ? "one row" : "the vector", (unsigned long long)unit,
                            (unsigned long long)max_buf);
     *bytes += round4(t->n_bytes);
     return SLUICE_OK;
@@ -79,6 +96,32 @@ static sluice_status upload(vkf_ctx *c, const gguf_tensor *t, vk_buffer **out, s
     sluice_status st = vk_buffer_create(c->d, round4(t->n_bytes), VK_MEM_DEVICE, out, err);
     if (st != SLUICE_OK) return st;
     return vk_buffer_write(c->d, *out, 0, t->data, t->n_bytes, err);
+}
+
+/* Uploads matrix t in parts of as many whole rows as c->max_buf holds. */
+static sluice_status upload_mat(vkf_ctx *c, const gguf_tensor *t, vkf_mat *M, sluice_error *err) {
+    M->t = t;
+    if (!t) return SLUICE_OK;
+    uint64_t rows = (uint64_t)t->ne[1], row_bytes = t->n_bytes / rows;
+    uint64_t per = c->max_buf / round4(row_bytes) ? (c->max_buf - 3) / row_bytes : 1; /* rows per part */
+    if (per > rows) per = rows;
+    M->part_rows = (uint32_t)per;
+    M->n_parts = (uint32_t)((rows + per - 1) / per);
+    M->parts = calloc(M->n_parts, sizeof *M->parts);
+    if (!M->parts) return sluice_fail(err, SLUICE_ERR_NOMEM, "out of memory");
+    for (uint32_t i = 0; i < M->n_parts; i++) {
+        uint64_t r0 = (uint64_t)i * per, n = rows - r0 < per ? rows - r0 : per;
+        sluice_status st = vk_buffer_create(c->d, round4(n * row_bytes), VK_MEM_DEVICE, &M->parts[i], err);
+        if (st == SLUICE_OK) st = vk_buffer_write(c->d, M->parts[i], 0, t->data + r0 * row_bytes, n * row_bytes, err);
+        if (st != SLUICE_OK) return st;
+    }
+    return SLUICE_OK;
+}
+
+static void free_mat(vk_device *d, vkf_mat *M) {
+    for (uint32_t i = 0; M->parts && i < M->n_parts; i++) vk_buffer_destroy(d, M->parts[i]);
+    free(M->parts);
+    memset(M, 0, sizeof *M);
 }
 
 static sluice_status scratch(vkf_ctx *c, uint64_t bytes, vk_mem_kind kind, vk_buffer **out, sluice_error *err) {
@@ -151,19 +194,24 @@ sluice_status vkf_create(vkf_ctx **out, const model *m, const vkf_params *p, slu
     const vk_device_info *info = vk_device_info_of(c->d);
     uint64_t max_buf = info->max_storage_buffer_range < info->max_alloc ? info->max_storage_buffer_range
                                                                         : info->max_alloc;
+    /* SLUICE_VK_MAX_BUFFER=N: pretend one buffer spans at most N bytes (to
+     * test the splitting of weight matrices on devices with large limits) */
+    const char *mb = getenv("SLUICE_VK_MAX_BUFFER");
+    c->max_buf = max_buf;
+    if (mb && strtoull(mb, NULL, 10) >= 256 && strtoull(mb, NULL, 10) < max_buf) c->max_buf = strtoull(mb, NULL, 10);
 
     /* What it all takes, checked before anything is uploaded. */
     uint64_t E = hp->n_embd, hd = hp->head_dim, qdim = (uint64_t)hp->n_head * hd, kvdim = (uint64_t)hp->n_head_kv * hd;
     uint64_t weights = 0;
-    st = check_tensor(m->tok_embd, true, max_buf, &weights, err);
+    st = check_tensor(m->tok_embd, true, c->max_buf, &weights, err);
     if (st == SLUICE_OK) st = check_tensor(m->out_norm, false, max_buf, &weights, err);
     if (st == SLUICE_OK && !m->tied_output && m->output != m->tok_embd)
-        st = check_tensor(m->output, true, max_buf, &weights, err);
+        st = check_tensor(m->output, true, c->max_buf, &weights, err);
     for (uint32_t l = 0; st == SLUICE_OK && l < hp->n_layer; l++) {
         const layer_weights *L = &m->layers[l];
         const gguf_tensor *mats[] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
         const gguf_tensor *vecs[] = {L->attn_norm, L->ffn_norm, L->bq, L->bk, L->bv, L->q_norm, L->k_norm};
-        for (size_t i = 0; st == SLUICE_OK && i < 7; i++) st = check_tensor(mats[i], true, max_buf, &weights, err);
+        for (size_t i = 0; st == SLUICE_OK && i < 7; i++) st = check_tensor(mats[i], true, c->max_buf, &weights, err);
         for (size_t i = 0; st == SLUICE_OK && i < 7; i++) st = check_tensor(vecs[i], false, max_buf, &weights, err);
     }
     if (st != SLUICE_OK) goto fail;
@@ -196,19 +244,21 @@ sluice_status vkf_create(vkf_ctx **out, const model *m, const vkf_params *p, slu
         st = sluice_fail(err, SLUICE_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    if ((st = upload(c, m->tok_embd, &c->tok_embd, err)) != SLUICE_OK) goto fail;
+    if ((st = upload_mat(c, m->tok_embd, &c->tok_embd, err)) != SLUICE_OK) goto fail;
     if ((st = upload(c, m->out_norm, &c->out_norm, err)) != SLUICE_OK) goto fail;
-    if (m->tied_output || m->output == m->tok_embd) c->output = c->tok_embd;
-    else if ((st = upload(c, m->output, &c->output, err)) != SLUICE_OK) goto fail;
+    if (m->tied_output || m->output == m->tok_embd) c->output = &c->tok_embd;
+    else if ((st = upload_mat(c, m->output, c->output = &c->output_own, err)) != SLUICE_OK) goto fail;
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const layer_weights *L = &m->layers[l];
         vkf_layer *V = &c->layers[l];
-        const gguf_tensor *src[] = {L->attn_norm, L->wq,     L->wk,     L->wv,     L->wo,   L->bq,   L->bk,
-                                    L->bv,        L->q_norm, L->k_norm, L->ffn_norm, L->w_gate, L->w_up, L->w_down};
-        vk_buffer **dst[] = {&V->attn_norm, &V->wq,     &V->wk,     &V->wv,       &V->wo,     &V->bq,   &V->bk,
-                             &V->bv,        &V->q_norm, &V->k_norm, &V->ffn_norm, &V->w_gate, &V->w_up, &V->w_down};
-        for (size_t i = 0; i < 14; i++)
-            if ((st = upload(c, src[i], dst[i], err)) != SLUICE_OK) goto fail;
+        const gguf_tensor *msrc[] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+        vkf_mat *mdst[] = {&V->wq, &V->wk, &V->wv, &V->wo, &V->w_gate, &V->w_up, &V->w_down};
+        const gguf_tensor *vsrc[] = {L->attn_norm, L->bq, L->bk, L->bv, L->q_norm, L->k_norm, L->ffn_norm};
+        vk_buffer **vdst[] = {&V->attn_norm, &V->bq, &V->bk, &V->bv, &V->q_norm, &V->k_norm, &V->ffn_norm};
+        for (size_t i = 0; i < 7; i++)
+            if ((st = upload_mat(c, msrc[i], mdst[i], err)) != SLUICE_OK) goto fail;
+        for (size_t i = 0; i < 7; i++)
+            if ((st = upload(c, vsrc[i], vdst[i], err)) != SLUICE_OK) goto fail;
         if ((st = scratch(c, kv_layer, VK_MEM_DEVICE, &V->kc, err)) != SLUICE_OK) goto fail;
         if ((st = scratch(c, kv_layer, VK_MEM_DEVICE, &V->vc, err)) != SLUICE_OK) goto fail;
     }
@@ -241,13 +291,16 @@ void vkf_free(vkf_ctx *c) {
     if (c->d) {
         for (uint32_t l = 0; c->layers && l < c->m->hp.n_layer; l++) {
             vkf_layer *V = &c->layers[l];
-            vk_buffer *bs[] = {V->attn_norm, V->wq,     V->wk,     V->wv,       V->wo,     V->bq,   V->bk,   V->bv,
-                               V->q_norm,    V->k_norm, V->ffn_norm, V->w_gate, V->w_up, V->w_down, V->kc, V->vc};
+            vkf_mat *ms[] = {&V->wq, &V->wk, &V->wv, &V->wo, &V->w_gate, &V->w_up, &V->w_down};
+            for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) free_mat(c->d, ms[i]);
+            vk_buffer *bs[] = {V->attn_norm, V->bq,       V->bk, V->bv, V->q_norm,
+                               V->k_norm,    V->ffn_norm, V->kc, V->vc};
             for (size_t i = 0; i < sizeof bs / sizeof bs[0]; i++) vk_buffer_destroy(c->d, bs[i]);
         }
-        if (c->output != c->tok_embd) vk_buffer_destroy(c->d, c->output);
-        vk_buffer *bs[] = {c->tok_embd, c->out_norm, c->x,   c->xb, c->q,  c->k,
-                           c->v,        c->att,      c->gate, c->up, c->io, c->logits};
+        free_mat(c->d, &c->output_own);
+        free_mat(c->d, &c->tok_embd);
+        vk_buffer *bs[] = {c->out_norm, c->x,    c->xb, c->q,  c->k,     c->v,
+                           c->att,      c->gate, c->up, c->io, c->logits};
         for (size_t i = 0; i < sizeof bs / sizeof bs[0]; i++) vk_buffer_destroy(c->d, bs[i]);
     }
     vk_device_destroy(c->d);
@@ -268,6 +321,18 @@ const float *vkf_logits(const vkf_ctx *c, uint32_t i) {
     return i < c->n_out ? c->logits_host + (uint64_t)i * c->m->hp.n_vocab : NULL;
 }
 uint32_t vkf_n_batch(const vkf_ctx *c) { return c->n_batch; }
+
+uint32_t vkf_weight_buffers(const vkf_ctx *c) {
+    uint32_t n = c->tok_embd.n_parts + c->output_own.n_parts + (c->out_norm != NULL);
+    for (uint32_t l = 0; l < c->m->hp.n_layer; l++) {
+        const vkf_layer *V = &c->layers[l];
+        const vkf_mat *ms[] = {&V->wq, &V->wk, &V->wv, &V->wo, &V->w_gate, &V->w_up, &V->w_down};
+        for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) n += ms[i]->n_parts;
+        vk_buffer *bs[] = {V->attn_norm, V->bq, V->bk, V->bv, V->q_norm, V->k_norm, V->ffn_norm};
+        for (size_t i = 0; i < sizeof bs / sizeof bs[0]; i++) n += bs[i] != NULL;
+    }
+    return n;
+}
 void vkf_truncate(vkf_ctx *c, uint32_t n_past) { if (n_past < c->n_past) c->n_past = n_past; }
 
 #define TRY(call)                                          \
@@ -279,14 +344,38 @@ static uint32_t rows_of(const gguf_tensor *t) { return (uint32_t)t->ne[1]; }
 static uint32_t cols_of(const gguf_tensor *t) { return (uint32_t)t->ne[0]; }
 
 /* y = x W^T for n tokens: rows of x (cols of W) from float x_off, rows of
- * y from float y_off, both token-major. mul_mat_vec for one token,
- * mul_mat for more. Adds the products to *macs. */
-static sluice_status matmul(vkf_ctx *c, const gguf_tensor *t, vk_buffer *w, vk_buffer *x, uint64_t x_off,
-                            vk_buffer *y, uint64_t y_off, uint32_t n, double *macs, sluice_error *err) {
-    uint32_t rows = rows_of(t), cols = cols_of(t);
+ * y from float y_off, both token-major; part by part for a split W.
+ * mul_mat_vec for one token, mul_mat for more. Adds the products to
+ * *macs. */
+static sluice_status matmul(vkf_ctx *c, const vkf_mat *M, vk_buffer *x, uint64_t x_off, vk_buffer *y, uint64_t y_off,
+                            uint32_t n, double *macs, sluice_error *err) {
+    uint32_t rows = rows_of(M->t), cols = cols_of(M->t);
     *macs += (double)rows * cols * n;
-    if (n == 1) return vk_op_mul_mat_vec(c->d, t->type, w, 0, x, x_off, y, y_off, rows, cols, err);
-    return vk_op_mul_mat(c->d, t->type, w, 0, x, x_off, cols, y, y_off, rows, rows, cols, n, err);
+    for (uint32_t i = 0; i < M->n_parts; i++) {
+        uint32_t r0 = i * M->part_rows, pr = rows - r0 < M->part_rows ? rows - r0 : M->part_rows;
+        sluice_status st =
+            n == 1 ? vk_op_mul_mat_vec(c->d, M->t->type, M->parts[i], 0, x, x_off, y, y_off + r0, pr, cols, err)
+                   : vk_op_mul_mat(c->d, M->t->type, M->parts[i], 0, x, x_off, cols, y, y_off + r0, rows, pr, cols, n,
+                                   err);
+        if (st != SLUICE_OK) return st;
+    }
+    return SLUICE_OK;
+}
+
+/* dst rows = embedding rows of the n tokens in io: part by part for a
+ * split table (each part fills the tokens whose ids it holds). */
+static sluice_status embed(vkf_ctx *c, uint32_t n, sluice_error *err) {
+    const vkf_mat *M = &c->tok_embd;
+    uint32_t rows = rows_of(M->t), cols = cols_of(M->t);
+    if (M->n_parts == 1) return vk_op_get_rows(c->d, M->t->type, M->parts[0], 0, rows, cols, c->io, 0, n, c->x, 0, err);
+    vk_step_note_weight_bytes(c->d, M->t->n_bytes / rows * n);
+    for (uint32_t i = 0; i < M->n_parts; i++) {
+        uint32_t r0 = i * M->part_rows, pr = rows - r0 < M->part_rows ? rows - r0 : M->part_rows;
+        sluice_status st =
+            vk_op_get_rows_part(c->d, M->t->type, M->parts[i], 0, r0, pr, cols, c->io, 0, n, c->x, 0, true, err);
+        if (st != SLUICE_OK) return st;
+    }
+    return SLUICE_OK;
 }
 
 /* Records one chunk of n tokens at positions pos0.. (the step is open; io
@@ -312,10 +401,9 @@ static sluice_status record_chunk(vkf_ctx *c, uint32_t n, uint32_t pos0, bool al
                          .beta_fast = hp->yarn_beta_fast,
                          .beta_slow = hp->yarn_beta_slow,
                          .n_ctx_orig = hp->n_ctx_orig};
-    TRY(vk_op_get_rows(d, m->tok_embd->type, c->tok_embd, 0, hp->n_vocab, E, c->io, 0, n, c->x, 0, err));
+    TRY(embed(c, n, err));
     vk_step_barrier(d);
     for (uint32_t l = 0; l < hp->n_layer; l++) {
-        const layer_weights *L = &m->layers[l];
         const vkf_layer *V = &c->layers[l];
         if (macs >= VKF_SUBMIT_MACS) { /* keep each submission short */
             TRY(vk_step_submit(d, err));
@@ -324,9 +412,9 @@ static sluice_status record_chunk(vkf_ctx *c, uint32_t n, uint32_t pos0, bool al
         }
         TRY(vk_op_rms_norm(d, c->x, V->attn_norm, c->xb, E, n, hp->rms_eps, err));
         vk_step_barrier(d);
-        TRY(matmul(c, L->wq, V->wq, c->xb, 0, c->q, 0, n, &macs, err));
-        TRY(matmul(c, L->wk, V->wk, c->xb, 0, c->k, 0, n, &macs, err));
-        TRY(matmul(c, L->wv, V->wv, c->xb, 0, c->v, 0, n, &macs, err));
+        TRY(matmul(c, &V->wq, c->xb, 0, c->q, 0, n, &macs, err));
+        TRY(matmul(c, &V->wk, c->xb, 0, c->k, 0, n, &macs, err));
+        TRY(matmul(c, &V->wv, c->xb, 0, c->v, 0, n, &macs, err));
         vk_step_barrier(d);
         if (V->bq || V->bk || V->bv) {
             if (V->bq) TRY(vk_op_add_rows(d, c->q, 0, V->bq, 0, qdim, n, err));
@@ -348,18 +436,18 @@ static sluice_status record_chunk(vkf_ctx *c, uint32_t n, uint32_t pos0, bool al
                             err));
         macs += (double)n * (pos0 + n) * qdim * 2;
         vk_step_barrier(d);
-        TRY(matmul(c, L->wo, V->wo, c->att, 0, c->xb, 0, n, &macs, err));
+        TRY(matmul(c, &V->wo, c->att, 0, c->xb, 0, n, &macs, err));
         vk_step_barrier(d);
         TRY(vk_op_add(d, c->x, 0, c->xb, 0, n * E, err));
         vk_step_barrier(d);
         TRY(vk_op_rms_norm(d, c->x, V->ffn_norm, c->xb, E, n, hp->rms_eps, err));
         vk_step_barrier(d);
-        TRY(matmul(c, L->w_gate, V->w_gate, c->xb, 0, c->gate, 0, n, &macs, err));
-        TRY(matmul(c, L->w_up, V->w_up, c->xb, 0, c->up, 0, n, &macs, err));
+        TRY(matmul(c, &V->w_gate, c->xb, 0, c->gate, 0, n, &macs, err));
+        TRY(matmul(c, &V->w_up, c->xb, 0, c->up, 0, n, &macs, err));
         vk_step_barrier(d);
         TRY(vk_op_silu_mul(d, c->gate, 0, c->up, 0, n * F, err));
         vk_step_barrier(d);
-        TRY(matmul(c, L->w_down, V->w_down, c->gate, 0, c->xb, 0, n, &macs, err));
+        TRY(matmul(c, &V->w_down, c->gate, 0, c->xb, 0, n, &macs, err));
         vk_step_barrier(d);
         TRY(vk_op_add(d, c->x, 0, c->xb, 0, n * E, err));
         vk_step_barrier(d);
@@ -368,7 +456,7 @@ static sluice_status record_chunk(vkf_ctx *c, uint32_t n, uint32_t pos0, bool al
     uint32_t first = all_logits ? 0 : n - 1, n_out = n - first;
     TRY(vk_op_rms_norm(d, c->x, c->out_norm, c->xb, E, n, hp->rms_eps, err));
     vk_step_barrier(d);
-    return matmul(c, m->output, c->output, c->xb, (uint64_t)first * E, c->logits, 0, n_out, &macs, err);
+    return matmul(c, c->output, c->xb, (uint64_t)first * E, c->logits, 0, n_out, &macs, err);
 }
 
 /* Makes room for all_logits: the device buffer for n_batch rows and host
@@ -436,7 +524,7 @@ vk_device *vkf_device(vkf_ctx *c) { return c->d; }
 
 uint64_t vkf_weight_bytes(const vkf_ctx *c) {
     const model *m = c->m;
-    uint64_t n = m->tok_embd->n_bytes + m->out_norm->n_bytes + (c->output != c->tok_embd ? m->output->n_bytes : 0);
+    uint64_t n = m->tok_embd->n_bytes + m->out_norm->n_bytes + (c->output != &c->tok_embd ? m->output->n_bytes : 0);
     for (uint32_t l = 0; l < m->hp.n_layer; l++) {
         const layer_weights *L = &m->layers[l];
         const gguf_tensor *t[] = {L->attn_norm, L->wq,     L->wk,     L->wv,       L->wo,     L->bq,   L->bk,

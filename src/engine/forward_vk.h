@@ -64,6 +64,9 @@ const float *vkf_logits(const vkf_ctx *c, uint32_t i);
 const float *vkf_last_logits(const vkf_ctx *c);
 /* Most tokens per step. */
 uint32_t vkf_n_batch(const vkf_ctx *c);
+/* Device buffers holding weights: one per tensor, more where a matrix is
+ * split by rows because one buffer may not span it. */
+uint32_t vkf_weight_buffers(const vkf_ctx *c);
 uint32_t vkf_n_past(const vkf_ctx *c);
 uint32_t vkf_n_ctx(const vkf_ctx *c);
 /* Forget cached positions >= n_past (n_past <= current). */

@@ -229,6 +229,12 @@ bool vk_get_rows_supports(qtype t) { return vk_mul_mat_vec_supports(t); }
 sluice_status vk_op_get_rows(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off, uint32_t n_rows, uint32_t cols,
                              vk_buffer *ids, uint64_t ids_off, uint32_t n_tok, vk_buffer *dst, uint64_t d_off,
                              sluice_error *err) {
+    return vk_op_get_rows_part(d, t, w, w_off, 0, n_rows, cols, ids, ids_off, n_tok, dst, d_off, false, err);
+}
+
+sluice_status vk_op_get_rows_part(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off, uint32_t id0, uint32_t n_rows,
+                                  uint32_t cols, vk_buffer *ids, uint64_t ids_off, uint32_t n_tok, vk_buffer *dst,
+                                  uint64_t d_off, bool skip_outside, sluice_error *err) {
     if (!vk_get_rows_supports(t))
         return sluice_fail(err, SLUICE_ERR_UNSUPPORTED, "get_rows: weight type %d not supported", (int)t);
     const mmv_type *mt = &mmv_types[t];
@@ -252,7 +258,7 @@ sluice_status vk_op_get_rows(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off
     vk_pipeline *p = vk_pipeline_get(d, mmv_types[t].get_rows, 3, sizeof(vk_push_get_rows), spec, 1, err);
     if (!p) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
     vk_buffer *bufs[] = {w, ids, dst};
-    vk_step_note_weight_bytes(d, row_bytes * n_tok);
+    if (!skip_outside) vk_step_note_weight_bytes(d, row_bytes * n_tok); /* parts: the caller notes */
     uint32_t max_groups = d->info.max_wg_count[0];
     for (uint32_t tok0 = 0; tok0 < n_tok; tok0 += max_groups) {
         uint32_t n = n_tok - tok0 < max_groups ? n_tok - tok0 : max_groups;
@@ -263,7 +269,9 @@ sluice_status vk_op_get_rows(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off
                                .w_off = (uint32_t)w_off,
                                .ids_off = (uint32_t)ids_off,
                                .d_off = (uint32_t)d_off,
-                               .tok0 = tok0};
+                               .tok0 = tok0,
+                               .id0 = id0,
+                               .skip_outside = skip_outside};
         sluice_status st = vk_record_dispatch(d, p, bufs, &pc, n, 1, 1, err);
         if (st != SLUICE_OK) return st;
     }

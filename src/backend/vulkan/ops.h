@@ -103,8 +103,11 @@ typedef struct vk_push_get_rows {
     uint32_t ids_off;   /* int32s */
     uint32_t d_off;     /* floats */
     uint32_t tok0;      /* first token of this dispatch */
+    uint32_t id0;       /* id of W's first row (a part of a split table) */
+    uint32_t skip_outside; /* 1: ids outside id0..id0+n_rows-1 leave dst alone */
+    uint32_t pad[2];
 } vk_push_get_rows;
-_Static_assert(sizeof(vk_push_get_rows) == 32, "get_rows push constants");
+_Static_assert(sizeof(vk_push_get_rows) == 48, "get_rows push constants");
 
 /* True when vk_op_get_rows takes weights of type t (the types of
  * vk_mul_mat_vec_supports). */
@@ -121,6 +124,15 @@ bool vk_get_rows_supports(qtype t);
 sluice_status vk_op_get_rows(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off, uint32_t n_rows, uint32_t cols,
                              vk_buffer *ids, uint64_t ids_off, uint32_t n_tok, vk_buffer *dst, uint64_t d_off,
                              sluice_error *err);
+
+/* vk_op_get_rows over one part of a table split by rows: W holds rows
+ * id0 .. id0 + n_rows - 1 of the table; token t takes row
+ * ids[ids_off + t] - id0 when its id falls in the part. With skip_outside
+ * the other tokens' rows of dst are left as they are (every part in turn
+ * fills its own tokens), else they get zeros as in vk_op_get_rows. */
+sluice_status vk_op_get_rows_part(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off, uint32_t id0, uint32_t n_rows,
+                                  uint32_t cols, vk_buffer *ids, uint64_t ids_off, uint32_t n_tok, vk_buffer *dst,
+                                  uint64_t d_off, bool skip_outside, sluice_error *err);
 
 /* Push constants of shaders/rope.comp; keep the two in step. */
 typedef struct vk_push_rope {

@@ -18,8 +18,11 @@
 // rescaled by exp(m_old - m_new) and accumulating the tile's weighted V
 // in position order. Every sum has one order whatever the scheduling, so
 // reruns are bit-identical.
-// Later: for generation (one token, long KV) split the sequence over
-// several workgroups and merge their (m, l, o) partials in a second pass.
+// Split over the sequence (kv_chunk > 0, for generation: few (token, head)
+// pairs and a long KV): workgroup z takes positions z * kv_chunk .. up to
+// (z + 1) * kv_chunk - 1 only and writes its running max m, sum l and
+// unnormalised output to part[] instead of o; attention_merge.comp then
+// combines the chunks of each (token, head) in chunk order.
 // Mirror of the push constants: vk_push_attention in backend/vulkan/ops.h.
 #version 450
 #ifdef SUBGROUP
@@ -40,6 +43,8 @@ layout(binding = 1) readonly buffer KC { float kc[]; };
 layout(binding = 2) readonly buffer VC { float vc[]; };
 #endif
 layout(binding = 3) writeonly buffer O { float o[]; };
+// split: per (token, head, chunk) [m, l, acc[0..head_dim-1]]
+layout(binding = 4) writeonly buffer PART { float part[]; };
 
 layout(push_constant) uniform P {
     uint head_dim;
@@ -52,7 +57,8 @@ layout(push_constant) uniform P {
     uint v_off;  // elements of vc
     uint tok0;   // first token of this dispatch (dispatches split over tokens)
     float scale; // 1 / sqrt(head_dim)
-    uint pad0, pad1;
+    uint kv_chunk;  // positions per workgroup z; 0: the whole sequence, no split
+    uint pad1;
 } p;
 
 shared float qs[HD_MAX];   // this (token, head)'s query
@@ -141,10 +147,15 @@ void main() {
     }
     barrier();
 
+    // this workgroup's positions: all, or chunk z of the split
+    const uint z = gl_WorkGroupID.z;
+    const uint p_lo = p.kv_chunk == 0u ? 0u : min(z * p.kv_chunk, n_kv);
+    const uint p_hi = p.kv_chunk == 0u ? n_kv : min(p_lo + p.kv_chunk, n_kv);
+
     float m = 0.0, l = 0.0;  // running max (valid after the first tile) and sum
-    for (uint tile0 = 0; tile0 < n_kv; tile0 += BLOCK) {
+    for (uint tile0 = p_lo; tile0 < p_hi; tile0 += BLOCK) {
         const uint pos = tile0 + tid;
-        const bool live = pos < n_kv;
+        const bool live = pos < p_hi;
         float s = 0.0;
         if (live) {
             const uint kr = kb + pos * kvdim;
@@ -152,14 +163,15 @@ void main() {
             s *= p.scale;
         }
         const float mt = wg_max(live ? s : -3.4e38);  // position tile0 is always live
-        const float m_new = tile0 == 0u ? mt : max(m, mt);
-        const float alpha = tile0 == 0u ? 0.0 : exp(m - m_new);
+        const bool first = tile0 == p_lo;
+        const float m_new = first ? mt : max(m, mt);
+        const float alpha = first ? 0.0 : exp(m - m_new);
         const float e = live ? exp(s - m_new) : 0.0;
         l = l * alpha + wg_sum(e);
         m = m_new;
         ps[tid] = e;
         barrier();
-        const uint cnt = min(BLOCK, n_kv - tile0);
+        const uint cnt = min(BLOCK, p_hi - tile0);
         for (uint d = tid; d < hd; d += BLOCK) {
             const uint vr = vb + d * p.n_ctx + tile0;
             float a = 0.0;
@@ -167,6 +179,16 @@ void main() {
             acc[d] = acc[d] * alpha + a;
         }
         barrier();  // ps is rewritten by the next tile
+    }
+    if (p.kv_chunk != 0u) {
+        // an empty chunk (past this token's last position) leaves l = 0
+        const uint pb = ((t * p.n_head + h) * gl_NumWorkGroups.z + z) * (hd + 2u);
+        if (tid == 0u) {
+            part[pb] = m;
+            part[pb + 1u] = l;
+        }
+        for (uint d = tid; d < hd; d += BLOCK) part[pb + 2u + d] = acc[d];
+        return;
     }
     const float inv = 1.0 / l;
     for (uint d = tid; d < hd; d += BLOCK) o[qo + d] = acc[d] * inv;

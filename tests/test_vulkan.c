@@ -1522,7 +1522,7 @@ static void attention_ref(bool f16, const float *q, const uint8_t *kc, const uin
 /* One shape on d: runs twice, checks NMSE and bit-identical reruns.
  * Returns the NMSE. */
 static double attention_case(vk_device *d, bool f16, uint32_t hd, uint32_t n_head, uint32_t n_head_kv, uint32_t n_tok,
-                             uint32_t pos0, tu_rng *rng) {
+                             uint32_t pos0, uint32_t kv_chunk, tu_rng *rng) {
     sluice_error err = {0};
     const char *path = vk_device_caps(d).subgroups ? "subgroup" : "shared-memory";
     const uint32_t n_ctx = pos0 + n_tok + 3; /* never-stored positions past the end */
@@ -1554,24 +1554,27 @@ static double attention_case(vk_device *d, bool f16, uint32_t hd, uint32_t n_hea
 
     vk_buffer *bq = upload(d, q, nq), *bkc = upload_bytes(d, kc, kc_bytes), *bvc = upload_bytes(d, vc, vc_bytes);
     vk_buffer *bo = scratch(d, nq * sizeof(float));
+    uint32_t n_split = vk_attention_splits(n_tok, pos0, kv_chunk);
+    vk_buffer *bp = kv_chunk ? scratch(d, sizeof(float) * n_tok * n_head * n_split * (hd + 2)) : NULL;
     for (int run = 0; run < 2; run++) {
         cr_assert_eq(vk_step_begin(d, &err), SLUICE_OK, "%s", err.msg);
-        cr_assert_eq(vk_op_attention(d, f16, bq, bkc, k_off, bvc, v_off, bo, hd, n_head, n_head_kv, n_tok, pos0, n_ctx,
-                                     &err),
+        cr_assert_eq(vk_op_attention_split(d, f16, bq, bkc, k_off, bvc, v_off, bo, bp, hd, n_head, n_head_kv, n_tok,
+                                           pos0, n_ctx, kv_chunk, &err),
                      SLUICE_OK, "%s", err.msg);
         cr_assert_eq(vk_step_submit(d, &err), SLUICE_OK, "%s", err.msg);
         read_back(d, bo, run ? again : got, nq * sizeof(float));
     }
     double e = tu_nmse(got, ref, nq);
     if (verbose())
-        fprintf(stderr, "attention %s hd %3u heads %u/%u tok %2u pos0 %3u (%s): NMSE %.3g\n", f16 ? "F16" : "F32", hd,
-                n_head, n_head_kv, n_tok, pos0, path, e);
+        fprintf(stderr, "attention %s hd %3u heads %u/%u tok %2u pos0 %4u chunk %3u x %2u (%s): NMSE %.3g\n",
+                f16 ? "F16" : "F32", hd, n_head, n_head_kv, n_tok, pos0, kv_chunk, n_split, path, e);
     cr_assert_lt(e, f16 ? ATTENTION_NMSE_F16 : ATTENTION_NMSE_F32,
                  "attention %s hd %u heads %u/%u tok %u pos0 %u (%s): NMSE %g", f16 ? "F16" : "F32", hd, n_head,
                  n_head_kv, n_tok, pos0, path, e);
     cr_assert_eq(memcmp(got, again, nq * sizeof(float)), 0, "attention %s hd %u tok %u pos0 %u (%s): two runs differ",
                  f16 ? "F16" : "F32", hd, n_tok, pos0, path);
     vk_buffer_destroy(d, bq), vk_buffer_destroy(d, bkc), vk_buffer_destroy(d, bvc), vk_buffer_destroy(d, bo);
+    vk_buffer_destroy(d, bp);
     free(kc), free(vc), free(q), free(ref), free(got), free(again);
     return e;
 }
@@ -1597,8 +1600,9 @@ static void check_attention(bool f16) {
                 for (size_t e = 0; e < N_OF(pos0s); e++) {
                     tu_rng rng = {0x5eed0700u + (f16 ? 0x100u : 0u) + a * 64 + b * 16 + c * 2 + e};
                     tu_rng rng2 = rng;
-                    double x = attention_case(d, f16, hds[a], heads[b][0], heads[b][1], toks[c], pos0s[e], &rng);
-                    double y = attention_case(d_shared, f16, hds[a], heads[b][0], heads[b][1], toks[c], pos0s[e], &rng2);
+                    double x = attention_case(d, f16, hds[a], heads[b][0], heads[b][1], toks[c], pos0s[e], 0, &rng);
+                    double y =
+                        attention_case(d_shared, f16, hds[a], heads[b][0], heads[b][1], toks[c], pos0s[e], 0, &rng2);
                     worst = fmax(worst, fmax(x, y));
                 }
     if (verbose()) fprintf(stderr, "attention %s: worst NMSE %.3g\n", f16 ? "F16" : "F32", worst);
@@ -1608,6 +1612,33 @@ static void check_attention(bool f16) {
 
 Test(vulkan, attention_f32) { check_attention(false); }
 Test(vulkan, attention_f16) { check_attention(true); }
+
+/* Split over the sequence (generation over a long KV): chunks of 64, 100
+ * and 256 positions, 1 to 7 tokens, short and long caches (up to 3000
+ * positions; chunks past a token's last position stay empty), both
+ * reduction paths, against the same reference. */
+Test(vulkan, attention_split_long_kv, .timeout = 600) {
+    static const uint32_t chunks[] = {64, 100, 256}, pos0s[] = {0, 300, 2999}, toks[] = {1, 2, 7};
+    vk_device *d = open_device();
+    double worst = 0;
+    for (int f16 = 0; f16 < 2; f16++)
+        for (size_t a = 0; a < N_OF(chunks); a++)
+            for (size_t b = 0; b < N_OF(pos0s); b++)
+                for (size_t c = 0; c < N_OF(toks); c++) {
+                    tu_rng rng = {0x5eed0900u + (uint64_t)f16 * 64 + a * 16 + b * 4 + c};
+                    uint32_t hd = b == 2 ? 64 : 128, nh = c == 2 ? 4 : 9, nkv = c == 2 ? 2 : 3;
+                    worst = fmax(worst, attention_case(d, f16, hd, nh, nkv, toks[c], pos0s[b], chunks[a], &rng));
+                }
+    if (verbose()) fprintf(stderr, "attention split: worst NMSE %.3g\n", worst);
+    /* the partials buffer is checked */
+    sluice_error err = {0};
+    vk_buffer *b = scratch(d, 1 << 20);
+    cr_assert_eq(vk_step_begin(d, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(vk_op_attention_split(d, false, b, b, 0, b, 0, b, NULL, 64, 2, 1, 1, 100, 200, 64, &err), SLUICE_ERR_ARG);
+    cr_assert_eq(vk_step_submit(d, &err), SLUICE_OK, "%s", err.msg);
+    vk_buffer_destroy(d, b);
+    close_all(d);
+}
 
 /* kv_store then attention in one step (a barrier between), as a layer
  * runs them: the two ops agree on the cache layout. Tokens 7..12 after 7
@@ -2075,6 +2106,40 @@ Test(vulkan, forward_split_weights_bit_identical, .timeout = 600) {
         remove(f32), remove(qp);
         free(f32), free(qp);
     }
+    close_all(NULL);
+}
+
+/* Generation with the attention split over the sequence
+ * (SLUICE_VK_ATTN_CHUNK=16 forces chunks of 16 positions, so the 32
+ * generated tokens after a 64-token prompt run with 5 to 6 chunks): logits
+ * equal the unsplit run's up to float rounding (the softmax is summed in
+ * another order), and the same greedy tokens. */
+Test(vulkan, forward_split_attention_generation, .timeout = 600) {
+    vkf_device_spec();
+    model_gen_spec s = vkf_spec();
+    s.seed = 70;
+    char *path = strdup(tu_tmp_path("attn-split"));
+    sluice_error err = {0};
+    cr_assert_eq(model_gen_write(&s, path, &err), SLUICE_OK, "%s", err.msg);
+    size_t n = (size_t)ACC_TOK * s.n_vocab;
+    float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float));
+    int32_t prompt[ACC_PROMPT], gen[ACC_GEN], gen2[ACC_GEN];
+    tu_rng r = {99};
+    for (int i = 0; i < ACC_PROMPT; i++) prompt[i] = (int32_t)(tu_rand_u32(&r) % s.n_vocab);
+    unsetenv("SLUICE_VK_ATTN_CHUNK"); /* default: no split for 96 positions, also on a GPU */
+    acc_vulkan(path, 0, prompt, gen, true, a);
+    setenv("SLUICE_VK_ATTN_CHUNK", "16", 1);
+    acc_vulkan(path, 0, prompt, gen2, true, b);
+    unsetenv("SLUICE_VK_ATTN_CHUNK");
+    double e = tu_nmse(b, a, n);
+    if (verbose()) printf("forward split attention: logits NMSE vs unsplit %.3g\n", e);
+    cr_assert_lt(e, VKF_NMSE_F32, "split attention: NMSE %g", e);
+    /* everything else is deterministic: unchanged bits would mean no split */
+    cr_assert(memcmp(a, b, n * sizeof(float)) != 0, "the split was not taken");
+    cr_assert(!memcmp(gen, gen2, sizeof gen), "greedy tokens differ with the split attention");
+    free(a), free(b);
+    remove(path);
+    free(path);
     close_all(NULL);
 }
 

@@ -55,6 +55,9 @@ struct vkf_ctx {
     /* scratch for one chunk of up to n_batch tokens, token-major rows */
     vk_buffer *x, *xb, *q, *k, *v, *att, *gate, *up;
     vk_buffer *io;          /* host: int32 tokens[n_batch], positions[n_batch] */
+    uint32_t attn_chunk;    /* generation attention split in chunks of at least this many
+                               positions; 0: never split */
+    vk_buffer *attn_part;   /* partials of the split: n_head x VKF_ATTN_SPLITS x (head_dim + 2) */
     vk_buffer *logits;      /* host: (logits_rows, n_vocab) F32 */
     uint32_t logits_rows;   /* 1, or n_batch once all_logits was asked for */
     float *logits_host;     /* (logits_cap, n_vocab): the last eval's logits */
@@ -69,6 +72,15 @@ struct vkf_ctx {
  * allows. */
 #define VKF_SUBMIT_MACS 20e9
 #define VKF_BATCH_DEFAULT 128
+/* Generation attention is split over the sequence (vk_op_attention_split)
+ * on GPUs, where one workgroup per head would leave most of the device
+ * idle on a long KV: chunks of VKF_ATTN_CHUNK positions or more, at most
+ * VKF_ATTN_SPLITS of them. Not on CPU devices (lane-rows caps), whose few
+ * cores the heads already fill and where each extra dispatch costs tens of
+ * microseconds; SLUICE_VK_ATTN_CHUNK=N forces chunks of N anywhere
+ * (tests). */
+#define VKF_ATTN_CHUNK 256
+#define VKF_ATTN_SPLITS 64
 
 static uint64_t round4(uint64_t n) { return (n + 3) / 4 * 4; }
 
@@ -162,9 +174,10 @@ vkf_estimate vkf_estimate_bytes(const model *m, uint32_t n_ctx, kv_type kv, uint
         for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) e.weights += t[i] ? round4(t[i]->n_bytes) : 0;
     }
     e.kv_cache = 2 * round4((uint64_t)n_ctx * kvdim * (kv == KV_F16 ? 2 : 4)) * hp->n_layer;
-    /* scratch rows, the token/position buffer, one row of logits */
+    /* scratch rows, the token/position buffer, one row of logits, the
+     * split attention's partials (GPUs only; counted anyway) */
     e.scratch = sizeof(float) * ((uint64_t)n_batch * (E * 2 + qdim * 2 + kvdim * 2 + (uint64_t)hp->n_ff * 2) +
-                                 2 * (uint64_t)n_batch + hp->n_vocab);
+                                 2 * (uint64_t)n_batch + hp->n_vocab + (uint64_t)hp->n_head * VKF_ATTN_SPLITS * (hd + 2));
     return e;
 }
 
@@ -272,6 +285,12 @@ sluice_status vkf_create(vkf_ctx **out, const model *m, const vkf_params *p, slu
     };
     for (size_t i = 0; i < sizeof sc / sizeof sc[0]; i++)
         if ((st = scratch(c, sc[i].n * 4, sc[i].kind, sc[i].b, err)) != SLUICE_OK) goto fail;
+    const char *ac = getenv("SLUICE_VK_ATTN_CHUNK");
+    c->attn_chunk = ac && atoi(ac) > 0 ? (uint32_t)atoi(ac) : vk_device_caps(c->d).lane_rows ? 0 : VKF_ATTN_CHUNK;
+    if (c->attn_chunk &&
+        (st = scratch(c, sizeof(float) * hp->n_head * VKF_ATTN_SPLITS * (uint64_t)(hd + 2), VK_MEM_DEVICE,
+                      &c->attn_part, err)) != SLUICE_OK)
+        goto fail;
     c->logits_rows = 1;
     c->logits_cap = 1;
     c->logits_host = calloc(hp->n_vocab, sizeof(float));
@@ -299,8 +318,8 @@ void vkf_free(vkf_ctx *c) {
         }
         free_mat(c->d, &c->output_own);
         free_mat(c->d, &c->tok_embd);
-        vk_buffer *bs[] = {c->out_norm, c->x,    c->xb, c->q,  c->k,     c->v,
-                           c->att,      c->gate, c->up, c->io, c->logits};
+        vk_buffer *bs[] = {c->out_norm, c->x,  c->xb, c->q,      c->k,        c->v,
+                           c->att,      c->gate, c->up, c->io, c->logits, c->attn_part};
         for (size_t i = 0; i < sizeof bs / sizeof bs[0]; i++) vk_buffer_destroy(c->d, bs[i]);
     }
     vk_device_destroy(c->d);
@@ -392,6 +411,13 @@ static sluice_status record_chunk(vkf_ctx *c, uint32_t n, uint32_t pos0, bool al
     uint32_t P = c->n_batch; /* positions start here in io */
     bool f16 = c->kv == KV_F16;
     double macs = 0;
+    /* one token over a long KV: split the attention over the sequence */
+    uint32_t kv_chunk = 0;
+    if (n == 1 && c->attn_chunk && pos0 + 1 > 2 * c->attn_chunk) {
+        kv_chunk = c->attn_chunk;
+        if ((pos0 + 1 + kv_chunk - 1) / kv_chunk > VKF_ATTN_SPLITS)
+            kv_chunk = (pos0 + 1 + VKF_ATTN_SPLITS - 1) / VKF_ATTN_SPLITS;
+    }
     vk_rope_params rp = {.n_rot = hp->n_rot,
                          .neox = m->arch->rope == ROPE_NEOX,
                          .freq_base = hp->rope_base,
@@ -432,8 +458,8 @@ static sluice_status record_chunk(vkf_ctx *c, uint32_t n, uint32_t pos0, bool al
         vk_step_barrier(d);
         TRY(vk_op_kv_store(d, f16, c->k, c->v, c->io, P, kvdim, n, V->kc, 0, V->vc, 0, c->n_ctx, err));
         vk_step_barrier(d);
-        TRY(vk_op_attention(d, f16, c->q, V->kc, 0, V->vc, 0, c->att, hd, hp->n_head, hp->n_head_kv, n, pos0, c->n_ctx,
-                            err));
+        TRY(vk_op_attention_split(d, f16, c->q, V->kc, 0, V->vc, 0, c->att, c->attn_part, hd, hp->n_head,
+                                  hp->n_head_kv, n, pos0, c->n_ctx, kv_chunk, err));
         macs += (double)n * (pos0 + n) * qdim * 2;
         vk_step_barrier(d);
         TRY(matmul(c, &V->wo, c->att, 0, c->xb, 0, n, &macs, err));

@@ -428,6 +428,18 @@ sluice_status vk_op_kv_store(vk_device *d, bool f16, vk_buffer *k, vk_buffer *v,
 sluice_status vk_op_attention(vk_device *d, bool f16, vk_buffer *q, vk_buffer *kc, uint64_t k_off, vk_buffer *vc,
                               uint64_t v_off, vk_buffer *o, uint32_t head_dim, uint32_t n_head, uint32_t n_head_kv,
                               uint32_t n_tok, uint32_t pos0, uint32_t n_ctx, sluice_error *err) {
+    return vk_op_attention_split(d, f16, q, kc, k_off, vc, v_off, o, NULL, head_dim, n_head, n_head_kv, n_tok, pos0,
+                                 n_ctx, 0, err);
+}
+
+uint32_t vk_attention_splits(uint32_t n_tok, uint32_t pos0, uint32_t kv_chunk) {
+    return kv_chunk ? (pos0 + n_tok + kv_chunk - 1) / kv_chunk : 1;
+}
+
+sluice_status vk_op_attention_split(vk_device *d, bool f16, vk_buffer *q, vk_buffer *kc, uint64_t k_off, vk_buffer *vc,
+                                    uint64_t v_off, vk_buffer *o, vk_buffer *part, uint32_t head_dim, uint32_t n_head,
+                                    uint32_t n_head_kv, uint32_t n_tok, uint32_t pos0, uint32_t n_ctx,
+                                    uint32_t kv_chunk, sluice_error *err) {
     if (!head_dim || head_dim > ATTENTION_HD_MAX || !n_head_kv || n_head % n_head_kv)
         return sluice_fail(err, SLUICE_ERR_ARG, "attention: head_dim %u (1..%u) or heads %u / %u (a multiple) not supported",
                            head_dim, ATTENTION_HD_MAX, n_head, n_head_kv);
@@ -445,12 +457,18 @@ sluice_status vk_op_attention(vk_device *d, bool f16, vk_buffer *q, vk_buffer *k
                            n_tok, n_head, head_dim, n_ctx);
     if (n_head > d->info.max_wg_count[0])
         return sluice_fail(err, SLUICE_ERR_ARG, "attention: %u heads too many for one dispatch", n_head);
+    uint32_t n_split = vk_attention_splits(n_tok, pos0, kv_chunk);
+    uint64_t part_floats = (uint64_t)n_tok * n_head * n_split * (head_dim + 2);
+    if (kv_chunk && (!part || part_floats * sizeof(float) > part->size || n_split > d->info.max_wg_count[2]))
+        return sluice_fail(err, SLUICE_ERR_ARG, "attention: %u chunks of %u positions need a partials buffer of %llu "
+                           "floats",
+                           n_split, kv_chunk, (unsigned long long)part_floats);
     const uint32_t spec[] = {ATTENTION_BLOCK};
     vk_shader_id id = f16 ? (d->caps.subgroups ? VK_SHADER_ATTENTION_F16_SUBGROUP : VK_SHADER_ATTENTION_F16)
                           : (d->caps.subgroups ? VK_SHADER_ATTENTION_F32_SUBGROUP : VK_SHADER_ATTENTION_F32);
-    vk_pipeline *p = vk_pipeline_get(d, id, 4, sizeof(vk_push_attention), spec, 1, err);
+    vk_pipeline *p = vk_pipeline_get(d, id, 5, sizeof(vk_push_attention), spec, 1, err);
     if (!p) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
-    vk_buffer *bufs[] = {q, kc, vc, o};
+    vk_buffer *bufs[] = {q, kc, vc, o, kv_chunk ? part : o}; /* unsplit: binding 4 unused */
     uint32_t max_y = d->info.max_wg_count[1];
     for (uint32_t tok0 = 0; tok0 < n_tok; tok0 += max_y) {
         uint32_t n = n_tok - tok0 < max_y ? n_tok - tok0 : max_y;
@@ -463,8 +481,22 @@ sluice_status vk_op_attention(vk_device *d, bool f16, vk_buffer *q, vk_buffer *k
                                 .k_off = (uint32_t)k_off,
                                 .v_off = (uint32_t)v_off,
                                 .tok0 = tok0,
-                                .scale = 1.0f / sqrtf((float)head_dim)};
-        sluice_status st = vk_record_dispatch(d, p, bufs, &pc, n_head, n, 1, err);
+                                .scale = 1.0f / sqrtf((float)head_dim),
+                                .kv_chunk = kv_chunk};
+        sluice_status st = vk_record_dispatch(d, p, bufs, &pc, n_head, n, n_split, err);
+        if (st != SLUICE_OK) return st;
+    }
+    if (!kv_chunk) return SLUICE_OK;
+    /* second pass: merge the chunks of each (token, head) */
+    vk_step_barrier(d);
+    vk_pipeline *pm = vk_pipeline_get(d, VK_SHADER_ATTENTION_MERGE, 2, sizeof(vk_push_attention_merge), spec, 1, err);
+    if (!pm) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
+    vk_buffer *mbufs[] = {part, o};
+    for (uint32_t tok0 = 0; tok0 < n_tok; tok0 += max_y) {
+        uint32_t n = n_tok - tok0 < max_y ? n_tok - tok0 : max_y;
+        vk_push_attention_merge pc = {
+            .head_dim = head_dim, .n_head = n_head, .n_tok = n_tok, .n_split = n_split, .tok0 = tok0};
+        sluice_status st = vk_record_dispatch(d, pm, mbufs, &pc, n_head, n, 1, err);
         if (st != SLUICE_OK) return st;
     }
     return SLUICE_OK;

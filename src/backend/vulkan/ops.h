@@ -238,7 +238,8 @@ typedef struct vk_push_attention {
     uint32_t v_off; /* cache elements */
     uint32_t tok0;  /* first token of this dispatch */
     float scale;
-    uint32_t pad[2];
+    uint32_t kv_chunk; /* positions per workgroup z; 0: no split */
+    uint32_t pad;
 } vk_push_attention;
 _Static_assert(sizeof(vk_push_attention) == 48, "attention push constants");
 
@@ -258,4 +259,32 @@ _Static_assert(sizeof(vk_push_attention) == 48, "attention push constants");
 sluice_status vk_op_attention(vk_device *d, bool f16, vk_buffer *q, vk_buffer *kc, uint64_t k_off, vk_buffer *vc,
                               uint64_t v_off, vk_buffer *o, uint32_t head_dim, uint32_t n_head, uint32_t n_head_kv,
                               uint32_t n_tok, uint32_t pos0, uint32_t n_ctx, sluice_error *err);
+
+/* Push constants of shaders/attention_merge.comp; keep the two in step. */
+typedef struct vk_push_attention_merge {
+    uint32_t head_dim;
+    uint32_t n_head;
+    uint32_t n_tok;
+    uint32_t n_split;
+    uint32_t tok0; /* first token of this dispatch */
+    uint32_t pad[3];
+} vk_push_attention_merge;
+_Static_assert(sizeof(vk_push_attention_merge) == 32, "attention_merge push constants");
+
+/* Chunks vk_op_attention_split makes: ceil((pos0 + n_tok) / kv_chunk), 1
+ * for kv_chunk 0. */
+uint32_t vk_attention_splits(uint32_t n_tok, uint32_t pos0, uint32_t kv_chunk);
+
+/* vk_op_attention split over the sequence, for generation (few (token,
+ * head) pairs over a long KV): with kv_chunk > 0 each (token, head) runs
+ * as vk_attention_splits workgroups of kv_chunk positions each, which
+ * write their partial max, sum and output to part (at least n_tok * n_head
+ * * splits * (head_dim + 2) floats), then, after a barrier this op
+ * records, a merge pass combines them in chunk order into o. kv_chunk 0
+ * is vk_op_attention (part unused, may be NULL). Same errors, and
+ * SLUICE_ERR_ARG when part is missing or too small. */
+sluice_status vk_op_attention_split(vk_device *d, bool f16, vk_buffer *q, vk_buffer *kc, uint64_t k_off, vk_buffer *vc,
+                                    uint64_t v_off, vk_buffer *o, vk_buffer *part, uint32_t head_dim, uint32_t n_head,
+                                    uint32_t n_head_kv, uint32_t n_tok, uint32_t pos0, uint32_t n_ctx,
+                                    uint32_t kv_chunk, sluice_error *err);
 #endif

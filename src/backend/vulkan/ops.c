@@ -52,13 +52,14 @@ sluice_status vk_op_rms_norm(vk_device *d, vk_buffer *x, vk_buffer *w, vk_buffer
 typedef struct mmv_type {
     uint32_t block, block_bytes;
     vk_shader_id shared, subgroup, ubo; /* mul_mat_vec variants */
-    vk_shader_id get_rows, mul_mat, mul_mat_ubo;
+    vk_shader_id get_rows, mul_mat, mul_mat_ubo, mul_mat_f16;
 } mmv_type;
 
 #define MMV(t, b, bb, id)                                                                              \
     [QT_##t] = {b, bb, VK_SHADER_MUL_MAT_VEC_##id, VK_SHADER_MUL_MAT_VEC_##id##_SUBGROUP,                          \
                 VK_SHADER_MUL_MAT_VEC_##id##_UBO, VK_SHADER_GET_ROWS_##id,                                              \
-                VK_SHADER_MUL_MAT_##id, VK_SHADER_MUL_MAT_##id##_UBO}
+                VK_SHADER_MUL_MAT_##id, VK_SHADER_MUL_MAT_##id##_UBO,                                 \
+                VK_SHADER_MUL_MAT_##id##_F16}
 static const mmv_type mmv_types[QT_COUNT] = {
     MMV(F32, 1, 4, F32),       MMV(F16, 1, 2, F16),       MMV(BF16, 1, 2, BF16),   MMV(Q4_0, 32, 18, Q4_0),
     MMV(Q4_1, 32, 20, Q4_1),   MMV(Q5_0, 32, 22, Q5_0),   MMV(Q5_1, 32, 24, Q5_1), MMV(Q8_0, 32, 34, Q8_0),
@@ -178,7 +179,7 @@ sluice_status vk_op_mul_mat(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off,
         win_tok = (ubo_max - (align - 4) - (uint64_t)cols * 4) / ((uint64_t)x_stride * 4) + 1;
         if (win_tok > tile_t) win_tok -= win_tok % tile_t; /* whole token groups */
     }
-    vk_shader_id id = win_tok ? mt->mul_mat_ubo : mt->mul_mat;
+    vk_shader_id id = win_tok ? mt->mul_mat_ubo : !lane && d->caps.fp16 ? mt->mul_mat_f16 : mt->mul_mat;
     vk_pipeline *p = vk_pipeline_get_ubo(d, id, 3, win_tok ? 2u : 0u, sizeof(vk_push_mul_mat), spec, 3, err);
     if (!p) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
     vk_buffer *bufs[] = {w, x, y};

@@ -17,6 +17,7 @@ typedef enum sluice_status {
     SLUICE_ERR_NOMEM,       /* allocation failed */
     SLUICE_ERR_ARG,         /* bad argument from the caller */
     SLUICE_ERR_RANGE,       /* value out of range (context full, token id) */
+    SLUICE_ERR_FULL,        /* KV cache full: retry when sequences have finished */
 } sluice_status;
 
 /* Error record filled by any call that can fail. The message names what is

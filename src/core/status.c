@@ -23,6 +23,7 @@ const char *sluice_status_str(sluice_status s) {
     case SLUICE_ERR_NOMEM: return "out of memory";
     case SLUICE_ERR_ARG: return "bad argument";
     case SLUICE_ERR_RANGE: return "out of range";
+    case SLUICE_ERR_FULL: return "KV cache full";
     }
     return "unknown status";
 }

@@ -9,6 +9,7 @@
 #endif
 
 struct engine {
+    const model *m;
     fwd_ctx *cpu;
 #ifdef SLUICE_HAVE_VULKAN
     vkf_ctx *vk;
@@ -30,6 +31,7 @@ sluice_status engine_create(engine **out, const model *m, const engine_params *p
     *out = NULL;
     engine *e = calloc(1, sizeof *e);
     if (!e) return sluice_fail(err, SLUICE_ERR_NOMEM, "out of memory");
+    e->m = m;
     sluice_status st = SLUICE_OK;
     if (p->backend != ENGINE_CPU) {
 #ifdef SLUICE_HAVE_VULKAN
@@ -97,6 +99,20 @@ void engine_truncate(engine *e, uint32_t n_past) {
 }
 
 const char *engine_describe(const engine *e) { return e->desc; }
+const model *engine_model(const engine *e) { return e->m; }
+
+sluice_status engine_decode(engine *e, const fwd_tok *tok, uint32_t n, float *logits, sluice_error *err) {
+    if (!e->cpu)
+        return sluice_fail(err, SLUICE_ERR_UNSUPPORTED,
+                           "many sequences at once run on the CPU engine only for now (use --backend cpu)");
+    return fwd_decode(e->cpu, tok, n, logits, err);
+}
+
+sluice_status engine_copy_block(engine *e, uint32_t src, uint32_t dst) {
+    return e->cpu ? fwd_copy_block(e->cpu, src, dst) : SLUICE_ERR_UNSUPPORTED;
+}
+
+uint32_t engine_kv_slots(const engine *e) { return e->cpu ? fwd_n_slots(e->cpu) : 0; }
 fwd_ctx *engine_cpu(engine *e) { return e->cpu; }
 
 bool engine_profile_enable(engine *e, bool on) {

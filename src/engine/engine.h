@@ -37,6 +37,14 @@ uint32_t engine_n_ctx(const engine *e);
 void engine_truncate(engine *e, uint32_t n_past);
 /* "cpu (avx512vnni, 2 threads)" or "vulkan (NAME)"; valid while e lives. */
 const char *engine_describe(const engine *e);
+/* The model the engine runs. */
+const model *engine_model(const engine *e);
+/* Multi-sequence primitives under session.h (CPU engine; the Vulkan
+ * engine answers SLUICE_ERR_UNSUPPORTED / 0 for now): fwd_decode,
+ * fwd_copy_block, and the KV slots they address. */
+sluice_status engine_decode(engine *e, const fwd_tok *tok, uint32_t n, float *logits, sluice_error *err);
+sluice_status engine_copy_block(engine *e, uint32_t src, uint32_t dst);
+uint32_t engine_kv_slots(const engine *e);
 /* The CPU context when the engine runs on the CPU, else NULL. */
 fwd_ctx *engine_cpu(engine *e);
 /* --profile (Vulkan engine; backend/vulkan/profile.h): turning it on

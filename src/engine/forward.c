@@ -22,17 +22,21 @@ struct fwd_ctx {
     pool *pool;
     cpu_isa isa;
     kv_type kv;
-    uint32_t n_ctx, n_batch, n_past;
+    uint32_t n_ctx, n_batch, n_past; /* n_ctx: fwd_eval's context length */
+    uint32_t n_slots;         /* KV cache slots: n_ctx rounded up to whole FWD_KV_BLOCKs */
+    uint32_t *ident;          /* (n_slots / FWD_KV_BLOCK) block table 0, 1, 2...: fwd_eval's one sequence */
+    const fwd_tok *chunk;     /* the tokens of the chunk being evaluated */
     size_t kv_elem;           /* bytes per cache element */
-    uint8_t **k_cache;        /* n_layer x (n_ctx, kvdim) */
-    uint8_t **v_cache;        /* n_layer x (kvdim, n_ctx) transposed */
+    uint8_t **k_cache;        /* n_layer x (n_slots, kvdim) */
+    uint8_t **v_cache;        /* n_layer x (kvdim, n_slots) transposed */
     cpu_dot_fn kv_dot;        /* dot of a cache row (kv type) with f32 */
     /* scratch for one chunk of n_batch tokens */
     float *x, *xb, *xb2, *q, *k, *v, *att, *gate, *up;
     float *rope_cs;           /* (n_batch, n_rot/2, 2) cos/sin */
     float *inv_freq;          /* (n_rot/2) rope_base^(-2i/n_rot) */
-    float *scores;            /* (n_threads, n_ctx) */
+    float *scores;            /* (n_threads, n_slots) */
     void *ws;                 /* matmul activation workspace */
+    uint32_t *out_idx;        /* (n_batch) row of xb2 per token of a chunk, UINT32_MAX: no logits */
     float *logits;            /* (logits_cap, n_vocab) */
     uint32_t logits_cap, n_logits, logits_first;
     size_t mem_bytes;
@@ -55,6 +59,7 @@ static size_t ws_need(const model *m, uint32_t B) {
 size_t fwd_estimate_bytes(const model *m, uint32_t n_ctx, uint32_t n_batch, kv_type kv, int n_threads) {
     const model_hparams *hp = &m->hp;
     if (!n_ctx) n_ctx = hp->n_ctx_train;
+    n_ctx = (n_ctx + FWD_KV_BLOCK - 1) / FWD_KV_BLOCK * FWD_KV_BLOCK; /* whole KV blocks */
     if (!n_batch) n_batch = 512;
     if (n_threads <= 0) n_threads = pool_cpu_count();
     size_t kvdim = (size_t)hp->n_head_kv * hp->head_dim, qdim = (size_t)hp->n_head * hp->head_dim;
@@ -77,21 +82,28 @@ sluice_status fwd_create(fwd_ctx **out, const model *m, const fwd_params *p, slu
     if (d.n_ctx > (1u << 24))
         return sluice_fail(err, SLUICE_ERR_ARG, "context length %u is too large (max %u)", d.n_ctx, 1u << 24);
     fwd_ctx *c = calloc(1, sizeof *c);
+    if (c) c->ident = malloc(sizeof(uint32_t) * ((d.n_ctx + FWD_KV_BLOCK - 1) / FWD_KV_BLOCK));
     if (!c) return sluice_fail(err, SLUICE_ERR_NOMEM, "out of memory");
     c->m = m;
     c->kv = d.kv;
     c->n_ctx = d.n_ctx;
+    c->n_slots = (d.n_ctx + FWD_KV_BLOCK - 1) / FWD_KV_BLOCK * FWD_KV_BLOCK;
     c->n_batch = d.n_batch;
     c->isa = cpu_isa_detect();
     c->kv_elem = d.kv == KV_F16 ? 2 : 4;
     c->kv_dot = cpu_dot_get(d.kv == KV_F16 ? QT_F16 : QT_F32, c->isa);
     c->pool = pool_create(d.n_threads);
+    if (!c->ident) {
+        fwd_free(c);
+        return sluice_fail(err, SLUICE_ERR_NOMEM, "out of memory");
+    }
+    for (uint32_t i = 0; i < c->n_slots / FWD_KV_BLOCK; i++) c->ident[i] = i;
     size_t kvdim = (size_t)hp->n_head_kv * hp->head_dim, qdim = (size_t)hp->n_head * hp->head_dim;
     size_t B = c->n_batch;
     c->k_cache = calloc(hp->n_layer, sizeof *c->k_cache);
     c->v_cache = calloc(hp->n_layer, sizeof *c->v_cache);
     bool ok = c->pool && c->k_cache && c->v_cache;
-    size_t layer_bytes = (size_t)c->n_ctx * kvdim * c->kv_elem;
+    size_t layer_bytes = (size_t)c->n_slots * kvdim * c->kv_elem;
     for (uint32_t l = 0; ok && l < hp->n_layer; l++) {
         /* zeroed: V^T dots read whole padded rows only up to n_past */
         c->k_cache[l] = calloc(1, layer_bytes);
@@ -109,13 +121,14 @@ sluice_status fwd_create(fwd_ctx **out, const model *m, const fwd_params *p, slu
         c->gate = malloc(sizeof(float) * B * hp->n_ff);
         c->up = malloc(sizeof(float) * B * hp->n_ff);
         c->rope_cs = malloc(sizeof(float) * B * max_sz(hp->n_rot, 2));
-        c->scores = malloc(sizeof(float) * (size_t)pool_size(c->pool) * c->n_ctx);
+        c->scores = malloc(sizeof(float) * (size_t)pool_size(c->pool) * c->n_slots);
         c->ws = malloc(max_sz(ws_need(m, c->n_batch), 64));
         c->inv_freq = malloc(sizeof(float) * max_sz(hp->n_rot / 2, 1));
+        c->out_idx = malloc(sizeof(uint32_t) * B);
         c->logits_cap = 1;
         c->logits = malloc(sizeof(float) * hp->n_vocab);
         ok = c->x && c->xb && c->xb2 && c->q && c->k && c->v && c->att && c->gate && c->up && c->rope_cs && c->scores &&
-             c->ws && c->logits && c->inv_freq;
+             c->ws && c->logits && c->inv_freq && c->out_idx;
     }
     for (uint32_t i = 0; ok && i < hp->n_rot / 2; i++)
         c->inv_freq[i] = powf(hp->rope_base, -2.0f * (float)i / (float)hp->n_rot);
@@ -133,19 +146,25 @@ void fwd_free(fwd_ctx *c) {
     if (!c) return;
     for (uint32_t l = 0; c->k_cache && l < c->m->hp.n_layer; l++) free(c->k_cache[l]);
     for (uint32_t l = 0; c->v_cache && l < c->m->hp.n_layer; l++) free(c->v_cache[l]);
-    free(c->k_cache); free(c->v_cache);
+    free(c->k_cache); free(c->v_cache); free(c->ident);
     free(c->x); free(c->xb); free(c->xb2); free(c->q); free(c->k); free(c->v); free(c->att);
-    free(c->gate); free(c->up); free(c->rope_cs); free(c->inv_freq); free(c->scores); free(c->ws); free(c->logits);
+    free(c->gate); free(c->up); free(c->rope_cs); free(c->inv_freq); free(c->scores); free(c->ws); free(c->logits); free(c->out_idx);
     pool_destroy(c->pool);
     free(c);
 }
 
 uint32_t fwd_n_past(const fwd_ctx *c) { return c->n_past; }
 uint32_t fwd_n_ctx(const fwd_ctx *c) { return c->n_ctx; }
+uint32_t fwd_n_slots(const fwd_ctx *c) { return c->n_slots; }
 cpu_isa fwd_isa(const fwd_ctx *c) { return c->isa; }
 int fwd_threads(const fwd_ctx *c) { return pool_size(c->pool); }
 size_t fwd_memory_bytes(const fwd_ctx *c) { return c->mem_bytes; }
 void fwd_truncate(fwd_ctx *c, uint32_t n_past) { if (n_past < c->n_past) c->n_past = n_past; }
+
+/* KV slot of position pos of a sequence with block table blocks. */
+static inline uint32_t kv_slot(const uint32_t *blocks, uint32_t pos) {
+    return blocks[pos / FWD_KV_BLOCK] * FWD_KV_BLOCK + pos % FWD_KV_BLOCK;
+}
 
 const float *fwd_logits(const fwd_ctx *c, uint32_t i) {
     if (i < c->logits_first || i - c->logits_first >= c->n_logits) return NULL;
@@ -204,7 +223,7 @@ static float yarn_corr_dim(uint32_t n_rot, uint32_t n_ctx_orig, float n_rotation
 }
 
 /* cos/sin for each token's position and each rotated pair i < n_rot/2. */
-static void rope_table(fwd_ctx *c, uint32_t pos0, uint32_t n_tok) {
+static void rope_table(fwd_ctx *c, const fwd_tok *tok, uint32_t n_tok) {
     const model_hparams *hp = &c->m->hp;
     uint32_t half = hp->n_rot / 2;
     float corr[2] = {0, 0};
@@ -213,7 +232,7 @@ static void rope_table(fwd_ctx *c, uint32_t pos0, uint32_t n_tok) {
         corr[1] = fminf((float)hp->n_rot - 1, ceilf(yarn_corr_dim(hp->n_rot, hp->n_ctx_orig, hp->yarn_beta_slow, hp->rope_base)));
     }
     for (uint32_t t = 0; t < n_tok; t++) {
-        float pos = (float)(pos0 + t);
+        float pos = (float)tok[t].pos;
         for (uint32_t i = 0; i < half; i++) {
             float theta_extrap = pos * c->inv_freq[i];
             float theta = hp->rope_freq_scale * theta_extrap;
@@ -251,7 +270,7 @@ static void head_norm(float *x, const gguf_tensor *w, uint32_t n_heads, uint32_t
     for (uint32_t h = 0; h < n_heads; h++) rmsnorm(x + (size_t)h * hd, x + (size_t)h * hd, w->data, hd, eps);
 }
 
-/* Writes token t's K row and V column (at position pos) into the cache. */
+/* Writes token t's K row and V column into the cache at slot pos. */
 static void kv_store(fwd_ctx *c, uint32_t layer, uint32_t t, uint32_t pos) {
     const model_hparams *hp = &c->m->hp;
     size_t kvdim = (size_t)hp->n_head_kv * hp->head_dim;
@@ -261,21 +280,23 @@ static void kv_store(fwd_ctx *c, uint32_t layer, uint32_t t, uint32_t pos) {
         uint16_t *vd = (uint16_t *)c->v_cache[layer];
         for (size_t i = 0; i < kvdim; i++) {
             kd[i] = f32_to_fp16(kr[i]);
-            vd[i * c->n_ctx + pos] = f32_to_fp16(vr[i]);
+            vd[i * c->n_slots + pos] = f32_to_fp16(vr[i]);
         }
     } else {
         float *kd = (float *)c->k_cache[layer] + pos * kvdim;
         float *vd = (float *)c->v_cache[layer];
         for (size_t i = 0; i < kvdim; i++) {
             kd[i] = kr[i];
-            vd[i * c->n_ctx + pos] = vr[i];
+            vd[i * c->n_slots + pos] = vr[i];
         }
     }
 }
 
-typedef struct attn_job { fwd_ctx *c; uint32_t layer, pos0, n_tok; } attn_job;
+typedef struct attn_job { fwd_ctx *c; uint32_t layer; } attn_job;
 
-/* One (token, head) pair: causal softmax attention over positions 0..pos. */
+/* One (token, head) pair: causal softmax attention over positions 0..pos
+ * of the token's sequence, whose KV slots its block table gives. V dots run
+ * over runs of consecutive slots (one run for fwd_eval's sequence). */
 static void attn_task(void *ctx, int task, int thread) {
     attn_job *j = ctx;
     fwd_ctx *c = j->c;
@@ -283,13 +304,14 @@ static void attn_task(void *ctx, int task, int thread) {
     uint32_t t = (uint32_t)task / hp->n_head, h = (uint32_t)task % hp->n_head;
     uint32_t hd = hp->head_dim, hk = h / (hp->n_head / hp->n_head_kv);
     size_t kvdim = (size_t)hp->n_head_kv * hd;
-    uint32_t n_kv = j->pos0 + t + 1;
+    const fwd_tok *tk = &c->chunk[t];
+    uint32_t n_kv = tk->pos + 1;
     const float *q = c->q + ((size_t)t * hp->n_head + h) * hd;
-    float *s = c->scores + (size_t)thread * c->n_ctx;
+    float *s = c->scores + (size_t)thread * c->n_slots;
     float scale = 1.0f / sqrtf((float)hd), mx = -INFINITY;
     const uint8_t *kb = c->k_cache[j->layer] + hk * hd * c->kv_elem;
     for (uint32_t p = 0; p < n_kv; p++) {
-        s[p] = c->kv_dot(hd, kb + (size_t)p * kvdim * c->kv_elem, q) * scale;
+        s[p] = c->kv_dot(hd, kb + (size_t)kv_slot(tk->blocks, p) * kvdim * c->kv_elem, q) * scale;
         if (s[p] > mx) mx = s[p];
     }
     double sum = 0;
@@ -297,16 +319,25 @@ static void attn_task(void *ctx, int task, int thread) {
     float inv = (float)(1.0 / sum);
     for (uint32_t p = 0; p < n_kv; p++) s[p] *= inv;
     float *o = c->att + ((size_t)t * hp->n_head + h) * hd;
-    const uint8_t *vb = c->v_cache[j->layer] + (size_t)hk * hd * c->n_ctx * c->kv_elem;
-    for (uint32_t d = 0; d < hd; d++) o[d] = c->kv_dot(n_kv, vb + (size_t)d * c->n_ctx * c->kv_elem, s);
+    const uint8_t *vb = c->v_cache[j->layer] + (size_t)hk * hd * c->n_slots * c->kv_elem;
+    for (uint32_t d = 0; d < hd; d++) o[d] = 0.0f;
+    for (uint32_t p0 = 0; p0 < n_kv;) {
+        /* a run: blocks whose slots follow each other */
+        uint32_t slot0 = kv_slot(tk->blocks, p0), p1 = (p0 / FWD_KV_BLOCK + 1) * FWD_KV_BLOCK;
+        while (p1 < n_kv && tk->blocks[p1 / FWD_KV_BLOCK] == tk->blocks[p1 / FWD_KV_BLOCK - 1] + 1) p1 += FWD_KV_BLOCK;
+        if (p1 > n_kv) p1 = n_kv;
+        for (uint32_t d = 0; d < hd; d++)
+            o[d] += c->kv_dot(p1 - p0, vb + ((size_t)d * c->n_slots + slot0) * c->kv_elem, s + p0);
+        p0 = p1;
+    }
 }
 
-static void embed(fwd_ctx *c, const int32_t *tok, uint32_t n_tok) {
+static void embed(fwd_ctx *c, const fwd_tok *tok, uint32_t n_tok) {
     const gguf_tensor *e = c->m->tok_embd;
     uint64_t rb;
     qtype_row_bytes(e->type, e->ne[0], &rb);
     for (uint32_t t = 0; t < n_tok; t++)
-        quant_dequantize_row_ref(e->type, (const uint8_t *)e->data + (size_t)tok[t] * rb, c->x + (size_t)t * c->m->hp.n_embd,
+        quant_dequantize_row_ref(e->type, (const uint8_t *)e->data + (size_t)tok[t].token * rb, c->x + (size_t)t * c->m->hp.n_embd,
                                  (int64_t)e->ne[0]);
 }
 
@@ -316,7 +347,7 @@ typedef enum row_stage {
     ROW_QKV_POST,   /* biases, Q/K head norms, rope, K/V into the cache */
     ROW_FFN_NORM,   /* x += xb (attention out); xb = rmsnorm(x) * ffn_norm */
     ROW_SWIGLU,     /* gate = silu(gate) * up */
-    ROW_OUT_NORM,   /* x += xb; xb2[t - out_from] = rmsnorm(x) * out_norm for t >= out_from */
+    ROW_OUT_NORM,   /* x += xb; xb2[out_idx[t]] = rmsnorm(x) * out_norm for tokens that want logits */
 } row_stage;
 
 typedef struct row_job {
@@ -325,7 +356,7 @@ typedef struct row_job {
     uint32_t layer;
     row_stage stage;
     bool add_residual;
-    uint32_t out_from;
+    const uint32_t *out_idx; /* ROW_OUT_NORM: row of xb2 per token, UINT32_MAX: none */
 } row_job;
 
 static void row_task(void *ctx, int task, int thread) {
@@ -343,8 +374,8 @@ static void row_task(void *ctx, int task, int thread) {
         if (j->add_residual)
             for (uint32_t i = 0; i < E; i++) x[i] += xb[i];
         if (j->stage == ROW_OUT_NORM) {
-            if (t >= j->out_from)
-                rmsnorm(c->xb2 + (size_t)(t - j->out_from) * E, x, c->m->out_norm->data, E, hp->rms_eps);
+            if (j->out_idx[t] != UINT32_MAX)
+                rmsnorm(c->xb2 + (size_t)j->out_idx[t] * E, x, c->m->out_norm->data, E, hp->rms_eps);
         } else {
             rmsnorm(xb, x, (j->stage == ROW_ATTN_NORM ? w->attn_norm : w->ffn_norm)->data, E, hp->rms_eps);
         }
@@ -359,7 +390,7 @@ static void row_task(void *ctx, int task, int thread) {
         head_norm(k, w->k_norm, hp->n_head_kv, hd, hp->rms_eps);
         rope_apply(c, q, t, hp->n_head);
         rope_apply(c, k, t, hp->n_head_kv);
-        kv_store(c, j->layer, t, c->n_past + t);
+        kv_store(c, j->layer, t, kv_slot(c->chunk[t].blocks, c->chunk[t].pos));
         break;
     }
     case ROW_SWIGLU: {
@@ -371,39 +402,85 @@ static void row_task(void *ctx, int task, int thread) {
 }
 
 static void rows(fwd_ctx *c, row_stage stage, const layer_weights *w, uint32_t layer, bool add_residual, uint32_t n_tok,
-                 uint32_t out_from) {
-    row_job j = {c, w, layer, stage, add_residual, out_from};
+                 const uint32_t *out_idx) {
+    row_job j = {c, w, layer, stage, add_residual, out_idx};
     pool_run(c->pool, (int)n_tok, row_task, &j);
 }
 
-/* One chunk of n_tok <= n_batch tokens at positions n_past... Writes logits
- * of tokens [out_from, n_tok) to out (rows of n_vocab). */
-static void eval_chunk(fwd_ctx *c, const int32_t *tok, uint32_t n_tok, uint32_t out_from, float *out) {
+/* One chunk of n_tok <= n_batch tokens (their K/V go to their slots; each
+ * attends to its sequence's positions 0..pos, which must be stored by now
+ * or in this chunk). Writes the logits of the tokens that want them, in
+ * order, to out (rows of n_vocab). */
+static void eval_chunk(fwd_ctx *c, const fwd_tok *tok, uint32_t n_tok, float *out) {
     const model *m = c->m;
     const model_hparams *hp = &m->hp;
+    c->chunk = tok;
     embed(c, tok, n_tok);
-    rope_table(c, c->n_past, n_tok);
+    rope_table(c, tok, n_tok);
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const layer_weights *w = &m->layers[l];
-        rows(c, ROW_ATTN_NORM, w, l, l > 0, n_tok, 0);
+        rows(c, ROW_ATTN_NORM, w, l, l > 0, n_tok, NULL);
         const gguf_tensor *qkv[3] = {w->wq, w->wk, w->wv};
         float *qkv_out[3] = {c->q, c->k, c->v};
         matmul_shared(c, qkv, qkv_out, 3, c->xb, n_tok);
-        rows(c, ROW_QKV_POST, w, l, false, n_tok, 0);
-        attn_job job = {c, l, c->n_past, n_tok};
+        rows(c, ROW_QKV_POST, w, l, false, n_tok, NULL);
+        attn_job job = {c, l};
         pool_run(c->pool, (int)(n_tok * hp->n_head), attn_task, &job);
         matmul(c, w->wo, c->att, n_tok, c->xb);
-        rows(c, ROW_FFN_NORM, w, l, true, n_tok, 0);
+        rows(c, ROW_FFN_NORM, w, l, true, n_tok, NULL);
         const gguf_tensor *gu[2] = {w->w_gate, w->w_up};
         float *gu_out[2] = {c->gate, c->up};
         matmul_shared(c, gu, gu_out, 2, c->xb, n_tok);
-        rows(c, ROW_SWIGLU, w, l, false, n_tok, 0);
+        rows(c, ROW_SWIGLU, w, l, false, n_tok, NULL);
         matmul(c, w->w_down, c->gate, n_tok, c->xb);
     }
-    c->n_past += n_tok;
-    if (out_from >= n_tok) return; /* no logits from this chunk: its last residual is not needed */
-    rows(c, ROW_OUT_NORM, NULL, 0, true, n_tok, out_from);
-    matmul(c, m->output, c->xb2, n_tok - out_from, out);
+    uint32_t n_out = 0;
+    for (uint32_t t = 0; t < n_tok; t++) c->out_idx[t] = tok[t].logits ? n_out++ : UINT32_MAX;
+    if (!n_out) return; /* no logits from this chunk: its last residual is not needed */
+    rows(c, ROW_OUT_NORM, NULL, 0, true, n_tok, c->out_idx);
+    matmul(c, m->output, c->xb2, n_out, out);
+}
+
+/* Checks the ids; SLUICE_ERR_ARG names the first bad one. */
+static sluice_status check_tokens(const fwd_ctx *c, const fwd_tok *tok, uint32_t n, sluice_error *err) {
+    const model_hparams *hp = &c->m->hp;
+    for (uint32_t i = 0; i < n; i++)
+        if (tok[i].token < 0 || (uint32_t)tok[i].token >= hp->n_vocab)
+            return sluice_fail(err, SLUICE_ERR_ARG, "token %d at index %u is outside the vocabulary (0..%u)",
+                               tok[i].token, i, hp->n_vocab - 1);
+    return SLUICE_OK;
+}
+
+sluice_status fwd_decode(fwd_ctx *c, const fwd_tok *tok, uint32_t n, float *logits, sluice_error *err) {
+    if (n == 0) return sluice_fail(err, SLUICE_ERR_ARG, "fwd_decode: no tokens");
+    sluice_status st = check_tokens(c, tok, n, err);
+    if (st != SLUICE_OK) return st;
+    for (uint32_t i = 0; i < n; i++)
+        if (tok[i].blocks == NULL || kv_slot(tok[i].blocks, tok[i].pos) >= c->n_slots)
+            return sluice_fail(err, SLUICE_ERR_RANGE, "token %u: KV slot for position %u outside the %u-slot cache", i,
+                               tok[i].pos, c->n_slots);
+    size_t V = c->m->hp.n_vocab;
+    for (uint32_t done = 0; done < n;) {
+        uint32_t b = n - done < c->n_batch ? n - done : c->n_batch;
+        eval_chunk(c, tok + done, b, logits);
+        for (uint32_t t = 0; t < b; t++) logits += tok[done + t].logits ? V : 0;
+        done += b;
+    }
+    return SLUICE_OK;
+}
+
+sluice_status fwd_copy_block(fwd_ctx *c, uint32_t src, uint32_t dst) {
+    const model_hparams *hp = &c->m->hp;
+    size_t kvdim = (size_t)hp->n_head_kv * hp->head_dim, B = FWD_KV_BLOCK, e = c->kv_elem;
+    if ((size_t)(src + 1) * B > c->n_slots || (size_t)(dst + 1) * B > c->n_slots) return SLUICE_ERR_RANGE;
+    if (src == dst) return SLUICE_OK;
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        memcpy(c->k_cache[l] + (size_t)dst * B * kvdim * e, c->k_cache[l] + (size_t)src * B * kvdim * e, B * kvdim * e);
+        for (size_t i = 0; i < kvdim; i++)
+            memcpy(c->v_cache[l] + (i * c->n_slots + (size_t)dst * B) * e, c->v_cache[l] + (i * c->n_slots + (size_t)src * B) * e,
+                   B * e);
+    }
+    return SLUICE_OK;
 }
 
 sluice_status fwd_eval(fwd_ctx *c, const int32_t *tokens, uint32_t n, bool all_logits, sluice_error *err) {
@@ -425,13 +502,18 @@ sluice_status fwd_eval(fwd_ctx *c, const int32_t *tokens, uint32_t n, bool all_l
     }
     c->n_logits = need;
     c->logits_first = all_logits ? 0 : n - 1;
+    /* one sequence whose position p sits at slot p */
+    fwd_tok tk[256];
+    float *out = c->logits;
     for (uint32_t done = 0; done < n;) {
         uint32_t b = n - done < c->n_batch ? n - done : c->n_batch;
-        bool last = done + b == n;
-        if (all_logits)
-            eval_chunk(c, tokens + done, b, 0, c->logits + (size_t)done * hp->n_vocab);
-        else
-            eval_chunk(c, tokens + done, b, last ? b - 1 : b, c->logits);
+        if (b > 256) b = 256;
+        for (uint32_t t = 0; t < b; t++)
+            tk[t] = (fwd_tok){.token = tokens[done + t], .pos = c->n_past + t, .blocks = c->ident,
+                              .logits = all_logits || done + t == n - 1};
+        eval_chunk(c, tk, b, out);
+        if (all_logits) out += (size_t)b * hp->n_vocab;
+        c->n_past += b;
         done += b;
     }
     return SLUICE_OK;

@@ -17,6 +17,20 @@ typedef struct fwd_params {
 
 typedef struct fwd_ctx fwd_ctx;
 
+/* The KV cache is a pool of n_ctx slots (rounded up to whole blocks of
+ * FWD_KV_BLOCK positions); a sequence's block table lists the blocks its
+ * positions use: position p sits at slot
+ * blocks[p / FWD_KV_BLOCK] * FWD_KV_BLOCK + p % FWD_KV_BLOCK. */
+#define FWD_KV_BLOCK 16
+
+/* One token of a multi-sequence batch (fwd_decode). */
+typedef struct fwd_tok {
+    int32_t token;
+    uint32_t pos;           /* position in its sequence: rope, its KV slot, attends to 0..pos */
+    const uint32_t *blocks; /* its sequence's block table (covers 0..pos) */
+    bool logits;            /* keep this token's logits */
+} fwd_tok;
+
 /* Allocates the KV cache and scratch for m (which must outlive the ctx). */
 sluice_status fwd_create(fwd_ctx **out, const model *m, const fwd_params *p, sluice_error *err);
 void fwd_free(fwd_ctx *c); /* accepts NULL */
@@ -26,6 +40,18 @@ void fwd_free(fwd_ctx *c); /* accepts NULL */
  * the last. Errors: bad token id (SLUICE_ERR_ARG), context full
  * (SLUICE_ERR_RANGE); the cache is unchanged on error. */
 sluice_status fwd_eval(fwd_ctx *c, const int32_t *tokens, uint32_t n, bool all_logits, sluice_error *err);
+/* Evaluates a batch of tokens of any sequences: each token's K/V go to its
+ * slot, and it attends to positions 0..pos of its sequence, which must be
+ * in the cache already or earlier in this batch (a sequence's tokens in
+ * position order). Logits of the tokens that want them are written to
+ * `logits`, in batch order, n_vocab floats each. Does not touch fwd_eval's
+ * sequence state (n_past); the caller owns the slot bookkeeping. Errors:
+ * bad token id (SLUICE_ERR_ARG), a slot outside the cache
+ * (SLUICE_ERR_RANGE), before anything is evaluated. */
+sluice_status fwd_decode(fwd_ctx *c, const fwd_tok *tok, uint32_t n, float *logits, sluice_error *err);
+/* Copies KV block src to block dst in every layer (a fork's partly filled
+ * last block). SLUICE_ERR_RANGE for a block outside the cache. */
+sluice_status fwd_copy_block(fwd_ctx *c, uint32_t src, uint32_t dst);
 /* Logits (n_vocab floats) of token i of the last fwd_eval; with
  * all_logits=false only i = n-1 is valid. */
 const float *fwd_logits(const fwd_ctx *c, uint32_t i);
@@ -33,6 +59,8 @@ const float *fwd_logits(const fwd_ctx *c, uint32_t i);
 const float *fwd_last_logits(const fwd_ctx *c);
 uint32_t fwd_n_past(const fwd_ctx *c);
 uint32_t fwd_n_ctx(const fwd_ctx *c);
+/* KV cache slots: n_ctx rounded up to whole FWD_KV_BLOCKs (fwd_decode's pool). */
+uint32_t fwd_n_slots(const fwd_ctx *c);
 /* Forget cached positions >= n_past (n_past <= current). */
 void fwd_truncate(fwd_ctx *c, uint32_t n_past);
 cpu_isa fwd_isa(const fwd_ctx *c);

@@ -271,6 +271,54 @@ Test(cli, perplexity_on_vulkan_equals_cpu) {
     free(file), free(m);
 }
 
+/* score: a JSON line per prompt, probabilities over the labels summing to
+ * 1, the best label the one of highest log-probability, votes summing to
+ * the samples asked for; bad requests are clear errors. */
+Test(cli, score_labels_json) {
+    char *m = stories(), cmd[8192], *out;
+    snprintf(cmd, sizeof cmd,
+             "%s score -m %s -p 'Once upon a time, there was a little' -p 'Lily went to the' "
+             "--labels ' girl, boy, park' --samples 50 --seed 1 --json 2>/dev/null",
+             SLUICE_BIN, m);
+    cr_assert_eq(sh(cmd, &out), 0, "%s", out);
+    char *line = out;
+    for (int i = 0; i < 2; i++) {
+        char *nl = strchr(line, '\n');
+        cr_assert_not_null(nl, "%s", out);
+        *nl = 0;
+        cJSON *j = cJSON_Parse(line);
+        cr_assert_not_null(j, "%s", line);
+        cJSON *labels = cJSON_GetObjectItem(j, "labels"), *l;
+        double sum = 0, best_lp = -1e300;
+        int votes = 0;
+        const char *best = NULL;
+        cJSON_ArrayForEach(l, labels) {
+            sum += cJSON_GetObjectItem(l, "p")->valuedouble;
+            votes += cJSON_GetObjectItem(l, "votes")->valueint;
+            double lp = cJSON_GetObjectItem(l, "logprob")->valuedouble;
+            cr_assert_lt(lp, 0.0);
+            if (lp > best_lp) best_lp = lp, best = cJSON_GetObjectItem(l, "label")->valuestring;
+        }
+        cr_assert_eq(cJSON_GetArraySize(labels), 3);
+        cr_assert(fabs(sum - 1.0) < 1e-9, "p sums to %f", sum);
+        cr_assert_eq(votes, 50);
+        cr_assert_str_eq(cJSON_GetObjectItem(j, "best")->valuestring, best);
+        if (i == 0) cr_assert_str_eq(best, " girl", "after 'a little' the story model says girl");
+        cJSON_Delete(j);
+        line = nl + 1;
+    }
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s score -m %s -p 'x' 2>&1", SLUICE_BIN, m);
+    cr_assert_eq(sh(cmd, &out), 2);
+    cr_assert(strstr(out, "--labels"), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s score -m %s -p 'x' --labels a --backend vulkan 2>&1", SLUICE_BIN, m);
+    cr_assert_eq(sh(cmd, &out), 2);
+    cr_assert(strstr(out, "CPU engine"), "%s", out);
+    free(out);
+    free(m);
+}
+
 Test(cli, bench_json_reports_both_tests) {
     char *m = stories(), cmd[8192], *out;
     snprintf(cmd, sizeof cmd, "%s bench -m %s -p 16 -n 8 -r 3 --json", SLUICE_BIN, m);

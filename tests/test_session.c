@@ -11,6 +11,7 @@
 #include <string.h>
 #include "engine/session.h"
 #include "text/sampler.h"
+#include "text/tokenizer.h"
 #include "model/model_gen.h"
 #include "model/requant.h"
 #include "testutil.h"
@@ -360,4 +361,67 @@ Test(session, label_scores_equal_step_by_step) {
     close_fixture(&f);
     remove(path);
     free(path);
+}
+
+/* stories260K with its tokenizer: labels of different token lengths
+ * sharing prefixes, after two real prompts, equal the step-by-step sums. */
+Test(session, label_scores_stories260k) {
+    const char *mp = tu_model_file("stories260K.gguf");
+    if (!mp) cr_skip("stories260K.gguf not found: set SLUICE_MODELS");
+    char *path = strdup(mp);
+    fixture f = open_fixture(path, 512, true);
+    tokenizer *tok = NULL;
+    sluice_error err = {0};
+    cr_assert_eq(tok_load(&tok, f.m->gguf, &err), SLUICE_OK, "%s", err.msg);
+    const char *ptext[2] = {"Once upon a time, there was a little", "Lily and Ben went to the"};
+    const char *ltext[4] = {" girl", " girl named Lily", " boy", " park"};
+    int32_t *pt[2], *lt[4];
+    size_t np_[2], nl_[4];
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(tok_encode(tok, ptext[i], strlen(ptext[i]), true, false, false, &pt[i], &np_[i], &err), SLUICE_OK);
+    for (int c = 0; c < 4; c++)
+        cr_assert_eq(tok_encode(tok, ltext[c], strlen(ltext[c]), false, false, false, &lt[c], &nl_[c], &err), SLUICE_OK);
+    cr_assert_lt(nl_[0], nl_[1], "' girl' is a strict prefix of ' girl named Lily'");
+    const int32_t *prompts[2] = {pt[0], pt[1]}, *cands[4] = {lt[0], lt[1], lt[2], lt[3]};
+    uint32_t np[2] = {(uint32_t)np_[0], (uint32_t)np_[1]}, nc[4];
+    for (int c = 0; c < 4; c++) nc[c] = (uint32_t)nl_[c];
+    double lp[8];
+    cr_assert_eq(sess_score(f.s, prompts, np, 2, cands, nc, 4, lp, &err), SLUICE_OK, "%s", err.msg);
+    for (int i = 0; i < 2; i++)
+        for (int c = 0; c < 4; c++) {
+            double want = logprob_alone(f.m, prompts[i], np[i], cands[c], nc[c]);
+            cr_assert(fabs(lp[i * 4 + c] - want) < 1e-4, "'%s' + '%s': %.6f vs %.6f", ptext[i], ltext[c], lp[i * 4 + c],
+                      want);
+        }
+    for (int i = 0; i < 2; i++) free(pt[i]);
+    for (int c = 0; c < 4; c++) free(lt[c]);
+    tok_free(tok);
+    close_fixture(&f);
+    free(path);
+}
+
+/* Constrained votes: the same seed gives the same draws, the frequencies
+ * follow the normalized probabilities, temperature 0 is the argmax. */
+Test(session, constrained_votes) {
+    const double lp[4] = {-0.5, -1.5, -3.0, -0.9};
+    double p[4];
+    sess_label_probs(lp, 4, 1.0, p);
+    double sum = 0;
+    for (int c = 0; c < 4; c++) sum += p[c];
+    cr_assert(fabs(sum - 1.0) < 1e-12);
+    cr_assert(fabs(p[0] / p[1] - exp(1.0)) < 1e-9);
+    enum { K = 20000 };
+    uint32_t *a = malloc(sizeof(uint32_t) * K), *b = malloc(sizeof(uint32_t) * K);
+    sess_sample_candidates(lp, 4, K, 1.0, 42, a);
+    sess_sample_candidates(lp, 4, K, 1.0, 42, b);
+    cr_assert(!memcmp(a, b, sizeof(uint32_t) * K), "same seed, same votes");
+    uint32_t cnt[4] = {0};
+    for (int r = 0; r < K; r++) cnt[a[r]]++;
+    for (int c = 0; c < 4; c++)
+        cr_assert(fabs((double)cnt[c] / K - p[c]) < 0.015, "label %d: %u votes of %d, p %.4f", c, cnt[c], K, p[c]);
+    sess_sample_candidates(lp, 4, K, 1.0, 43, b);
+    cr_assert(memcmp(a, b, sizeof(uint32_t) * K) != 0, "another seed, other votes");
+    sess_sample_candidates(lp, 4, 100, 0.0, 7, a);
+    for (int r = 0; r < 100; r++) cr_assert_eq(a[r], 0u, "temperature 0 votes for the best");
+    free(a), free(b);
 }

@@ -45,4 +45,5 @@ int cmd_quantize(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_genmodel(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
+int cmd_score(int argc, char **argv);
 #endif

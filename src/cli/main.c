@@ -10,6 +10,7 @@ static const struct { const char *name; int (*fn)(int, char **); const char *hel
     {"tokenize", cmd_tokenize, "tokenize -m MODEL [--no-bos] TEXT  print token ids"},
     {"perplexity", cmd_perplexity, "perplexity -m MODEL -f FILE     perplexity over a text file"},
     {"quantize", cmd_quantize, "quantize IN.gguf OUT.gguf TYPE  convert weights (Q8_0, Q4_K, ...)"},
+    {"score", cmd_score, "score -m MODEL -p TEXT --labels A,B  log-probability of each label"},
     {"bench", cmd_bench, "bench -m MODEL [-p 512] [-n 128]  prompt and generation tokens/s"},
     {"devices", cmd_devices, "devices [--json]                Vulkan devices, capabilities, which one auto picks"},
     {"gen-model", cmd_genmodel, "gen-model [--shape tiny256] OUT.gguf  write a random-weight model (benchmarks)"},

@@ -550,3 +550,47 @@ out:
     free(nodes), free(leaf), free(node_seq), free(node_logits), free(batch), free(bnode);
     return st;
 }
+
+/* ---- constrained sampling ---- */
+
+/* splitmix64: the seeded stream of sess_sample_candidates */
+static uint64_t mix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void sess_label_probs(const double *logprob, uint32_t n_cands, double temp, double *p) {
+    double mx = -INFINITY, sum = 0;
+    for (uint32_t c = 0; c < n_cands; c++) mx = logprob[c] > mx ? logprob[c] : mx;
+    if (temp <= 0) { /* greedy: all mass on the first best */
+        uint32_t best = 0;
+        for (uint32_t c = 0; c < n_cands; c++) best = logprob[c] > logprob[best] ? c : best;
+        for (uint32_t c = 0; c < n_cands; c++) p[c] = c == best;
+        return;
+    }
+    for (uint32_t c = 0; c < n_cands; c++) sum += p[c] = exp((logprob[c] - mx) / temp);
+    for (uint32_t c = 0; c < n_cands; c++) p[c] /= sum;
+}
+
+void sess_sample_candidates(const double *logprob, uint32_t n_cands, uint32_t k, double temp, uint64_t seed,
+                            uint32_t *out) {
+    double p[256], *pp = n_cands <= 256 ? p : malloc(sizeof(double) * n_cands);
+    if (!pp) { /* no memory: fall back to the greedy answer */
+        for (uint32_t r = 0; r < k; r++) out[r] = 0;
+        return;
+    }
+    sess_label_probs(logprob, n_cands, temp, pp);
+    uint64_t x = seed;
+    for (uint32_t r = 0; r < k; r++) {
+        double u = (double)(mix64(&x) >> 11) * 0x1.0p-53, acc = 0;
+        uint32_t c = 0;
+        for (; c + 1 < n_cands; c++) {
+            acc += pp[c];
+            if (u < acc) break;
+        }
+        out[r] = c;
+    }
+    if (pp != p) free(pp);
+}

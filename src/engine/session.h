@@ -82,4 +82,17 @@ sess_stats sess_get_stats(const sess *s);
 sluice_status sess_score(sess *s, const int32_t *const *prompts, const uint32_t *n_prompt, uint32_t n_items,
                          const int32_t *const *cands, const uint32_t *n_cand, uint32_t n_cands, double *logprob,
                          sluice_error *err);
+
+/* p[c] = the candidates' probabilities normalized over the set at
+ * temperature temp: exp(logprob[c] / temp) / sum (temp 1: the confidence
+ * of a label; temp <= 0: 1 for the first best, 0 elsewhere). */
+void sess_label_probs(const double *logprob, uint32_t n_cands, double temp, double *p);
+/* Constrained sampling for self-consistency votes: k seeded draws from the
+ * candidates alone (out[r] in 0..n_cands-1), with the probabilities of
+ * sess_label_probs over the exact whole-candidate log-probabilities of
+ * sess_score (normalized over the set once, not renormalized token by
+ * token down the trie, which would favour candidates in sparse
+ * branches). The same seed gives the same draws. */
+void sess_sample_candidates(const double *logprob, uint32_t n_cands, uint32_t k, double temp, uint64_t seed,
+                            uint32_t *out);
 #endif

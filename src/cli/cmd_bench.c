@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cli/bench_session.h"
 #include "cli/cli.h"
 
 static int cmp_double(const void *a, const void *b) {
@@ -36,7 +37,9 @@ fail:
 int cmd_bench(int argc, char **argv) {
     cli_opts o = {0};
     long n_prompt = 512, n_gen = 128, reps = 5;
-    bool profile = false;
+    bool profile = false, label_bench = false, gen_given = false;
+    const char *batch = NULL;
+    long label_items = 1000, label_generic = 10;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&o, argc, argv, &i);
         if (r < 0) return 2;
@@ -46,15 +49,28 @@ int cmd_bench(int argc, char **argv) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 0, 1 << 20, &n_prompt)) return 2;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 0, 1 << 20, &n_gen)) return 2;
+            gen_given = true;
         } else if (!strcmp(a, "-r") || !strcmp(a, "--repetitions")) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1, 1000, &reps)) return 2;
         } else if (!strcmp(a, "--profile")) {
             profile = true;
+        } else if (!strcmp(a, "--batch")) {
+            if (!(batch = cli_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--label-bench")) {
+            label_bench = true;
+        } else if (!strcmp(a, "--label-items")) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1, 1000000, &label_items)) return 2;
+        } else if (!strcmp(a, "--label-generic")) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 0, 1000000, &label_generic)) return 2;
         } else {
-            fprintf(stderr, "usage: sluice bench [-m MODEL] [-p 512] [-n 128] [-r 5] [-t N] [--kv f16|f32] [--backend B] [--device D] [--json] [--profile]\n");
+            fprintf(stderr, "usage: sluice bench [-m MODEL] [-p 512] [-n 128] [-r 5] [-t N] [--kv f16|f32] [--backend B] [--device D] [--json] [--profile]\n"
+                            "       sluice bench [-m MODEL] --batch 1,4,16,64 [-n 32] [-r 3]   (CPU engine)\n"
+                            "       sluice bench [-m MODEL] --label-bench [--label-items 1000] [--label-generic 10]   (CPU engine)\n");
             return strcmp(a, "-h") && strcmp(a, "--help") ? 2 : 0;
         }
     }
+    if (batch) return bench_batch(&o, batch, gen_given ? n_gen : 32, reps);
+    if (label_bench) return bench_labels(&o, label_items, label_generic);
     uint32_t need = (uint32_t)(n_prompt > n_gen ? n_prompt : n_gen);
     if (!o.ctx) o.ctx = need ? need : 1;
     if (o.ctx < need) { fprintf(stderr, "sluice bench: --ctx %u is smaller than the test length %u\n", o.ctx, need); return 2; }

@@ -23,6 +23,12 @@
 // (z + 1) * kv_chunk - 1 only and writes its running max m, sum l and
 // unnormalised output to part[] instead of o; attention_merge.comp then
 // combines the chunks of each (token, head) in chunk order.
+// With -DPAGED=1 (many sequences in one batch, engine/session.h) each
+// token brings its own history: tok_info[info_off + 2 t] = its position
+// count n_kv, tok_info[info_off + 2 t + 1] = the offset in tok_info of its
+// sequence's block table,
+// whose entry b names the KV block holding positions b * KV_BLOCK.. (slot
+// = block * KV_BLOCK + position % KV_BLOCK); pos0 is unused.
 // Mirror of the push constants: vk_push_attention in backend/vulkan/ops.h.
 #version 450
 #ifdef SUBGROUP
@@ -45,6 +51,11 @@ layout(binding = 2) readonly buffer VC { float vc[]; };
 layout(binding = 3) writeonly buffer O { float o[]; };
 // split: per (token, head, chunk) [m, l, acc[0..head_dim-1]]
 layout(binding = 4) writeonly buffer PART { float part[]; };
+#ifdef PAGED
+#define KV_BLOCK 16u  // positions per KV block: FWD_KV_BLOCK of engine/forward.h
+layout(binding = 5) readonly buffer INFO { uint tok_info[]; };
+shared uint pslot[BLOCK];  // this tile's KV slots, position tile0 + j at pslot[j]
+#endif
 
 layout(push_constant) uniform P {
     uint head_dim;
@@ -58,7 +69,7 @@ layout(push_constant) uniform P {
     uint tok0;   // first token of this dispatch (dispatches split over tokens)
     float scale; // 1 / sqrt(head_dim)
     uint kv_chunk;  // positions per workgroup z; 0: the whole sequence, no split
-    uint pad1;
+    uint info_off;  // PAGED: token t's [n_kv, table offset] at tok_info[info_off + 2 t]
 } p;
 
 shared float qs[HD_MAX];   // this (token, head)'s query
@@ -136,7 +147,11 @@ void main() {
     const uint hd = p.head_dim;
     const uint hk = h / (p.n_head / p.n_head_kv);
     const uint kvdim = p.n_head_kv * hd;
+#ifdef PAGED
+    const uint n_kv = tok_info[p.info_off + 2u * t], tbl = tok_info[p.info_off + 2u * t + 1u];
+#else
     const uint n_kv = p.pos0 + t + 1u;
+#endif
     const uint qo = (t * p.n_head + h) * hd;
     const uint kb = p.k_off + hk * hd;            // + pos * kvdim + i
     const uint vb = p.v_off + hk * hd * p.n_ctx;  // + i * n_ctx + pos
@@ -156,9 +171,15 @@ void main() {
     for (uint tile0 = p_lo; tile0 < p_hi; tile0 += BLOCK) {
         const uint pos = tile0 + tid;
         const bool live = pos < p_hi;
+#ifdef PAGED
+        const uint slot = live ? tok_info[tbl + pos / KV_BLOCK] * KV_BLOCK + pos % KV_BLOCK : 0u;
+        pslot[tid] = slot;
+#else
+        const uint slot = pos;
+#endif
         float s = 0.0;
         if (live) {
-            const uint kr = kb + pos * kvdim;
+            const uint kr = kb + slot * kvdim;
             for (uint i = 0; i < hd; i++) s += qs[i] * kv_k(kr + i);
             s *= p.scale;
         }
@@ -173,9 +194,14 @@ void main() {
         barrier();
         const uint cnt = min(BLOCK, p_hi - tile0);
         for (uint d = tid; d < hd; d += BLOCK) {
-            const uint vr = vb + d * p.n_ctx + tile0;
             float a = 0.0;
+#ifdef PAGED
+            const uint vr = vb + d * p.n_ctx;
+            for (uint j = 0; j < cnt; j++) a += ps[j] * kv_v(vr + pslot[j]);
+#else
+            const uint vr = vb + d * p.n_ctx + tile0;
             for (uint j = 0; j < cnt; j++) a += ps[j] * kv_v(vr + j);
+#endif
             acc[d] = acc[d] * alpha + a;
         }
         barrier();  // ps is rewritten by the next tile

@@ -15,6 +15,9 @@
 #include "model/model_gen.h"
 #include "model/requant.h"
 #include "testutil.h"
+#ifdef SLUICE_HAVE_VULKAN
+#include "backend/vulkan/device.h"
+#endif
 
 /* Logits NMSE limit, session vs a sequence alone. The same kernels, in the
  * same order, except that attention over KV blocks that are not
@@ -46,11 +49,50 @@ typedef struct fixture {
     uint32_t V;
 } fixture;
 
+/* The backend the session tests run on: the CPU engine, or (the
+ * *_vulkan tests) the first Vulkan device with the validation layer on;
+ * close_fixture then fails on any validation message. */
+static engine_backend g_backend = ENGINE_CPU;
+#ifdef SLUICE_HAVE_VULKAN
+static vk_instance *g_vk;
+#endif
+
+static void use_vulkan(void) {
+#ifdef SLUICE_HAVE_VULKAN
+    sluice_error err = {0};
+    sluice_status st = vk_instance_create(&g_vk, true, &err);
+    if (st != SLUICE_OK && strstr(err.msg, "validation"))
+        cr_assert_fail("%s (install vulkan-validationlayers: packaging/deps.sh)", err.msg);
+    if (st != SLUICE_OK) cr_skip("no Vulkan here: %s", err.msg);
+    bool usable = false;
+    for (uint32_t i = 0; i < vk_instance_device_count(g_vk); i++) usable |= vk_instance_device(g_vk, i)->usable;
+    if (!usable) {
+        vk_instance_destroy(g_vk);
+        g_vk = NULL;
+        cr_skip("no Vulkan 1.2 device (install mesa-vulkan-drivers for lavapipe)");
+    }
+    g_backend = ENGINE_VULKAN;
+#else
+    cr_skip("sluice was built without the Vulkan backend");
+#endif
+}
+
+static engine_params backend_params(uint32_t n_ctx) {
+    engine_params ep = {.backend = g_backend, .n_ctx = n_ctx, .kv = KV_F32, .n_threads = 2};
+#ifdef SLUICE_HAVE_VULKAN
+    if (g_backend == ENGINE_VULKAN) {
+        ep.vk_instance = g_vk;
+        ep.device = getenv("SLUICE_VK_TEST_DEVICE") ? getenv("SLUICE_VK_TEST_DEVICE") : "0";
+    }
+#endif
+    return ep;
+}
+
 static fixture open_fixture(const char *path, uint32_t n_ctx, bool prefix_cache) {
     fixture f = {0};
     sluice_error err = {0};
     cr_assert_eq(model_load(&f.m, path, &err), SLUICE_OK, "%s", err.msg);
-    engine_params ep = {.backend = ENGINE_CPU, .n_ctx = n_ctx, .kv = KV_F32, .n_threads = 2};
+    engine_params ep = backend_params(n_ctx);
     cr_assert_eq(engine_create(&f.e, f.m, &ep, &err), SLUICE_OK, "%s", err.msg);
     sess_params sp = {.no_prefix_cache = !prefix_cache};
     cr_assert_eq(sess_create(&f.s, f.e, &sp, &err), SLUICE_OK, "%s", err.msg);
@@ -62,18 +104,28 @@ static void close_fixture(fixture *f) {
     sess_free(f->s);
     engine_free(f->e);
     model_free(f->m);
+#ifdef SLUICE_HAVE_VULKAN
+    if (g_vk) {
+        uint32_t msgs = vk_instance_messages(g_vk);
+        vk_instance_destroy(g_vk);
+        g_vk = NULL;
+        cr_assert_eq(msgs, 0, "%u Vulkan validation messages (see the log above)", msgs);
+    }
+#endif
 }
 
-/* Logits of every position of tokens[0..n), one sequence alone. */
+/* Logits of every position of tokens[0..n), one sequence alone on the
+ * same backend (engine_eval, a fresh engine). */
 static float *alone(const model *m, const int32_t *tokens, uint32_t n) {
-    fwd_ctx *c = NULL;
+    engine *e = NULL;
     sluice_error err = {0};
-    fwd_params p = {.n_ctx = 512, .kv = KV_F32, .n_threads = 2};
-    cr_assert_eq(fwd_create(&c, m, &p, &err), SLUICE_OK, "%s", err.msg);
-    cr_assert_eq(fwd_eval(c, tokens, n, true, &err), SLUICE_OK, "%s", err.msg);
+    engine_params ep = backend_params(512);
+    cr_assert_eq(engine_create(&e, m, &ep, &err), SLUICE_OK, "%s", err.msg);
+    cr_assert_eq(engine_eval(e, tokens, n, true, &err), SLUICE_OK, "%s", err.msg);
     float *out = malloc(sizeof(float) * n * m->hp.n_vocab);
-    for (uint32_t i = 0; i < n; i++) memcpy(out + (size_t)i * m->hp.n_vocab, fwd_logits(c, i), sizeof(float) * m->hp.n_vocab);
-    fwd_free(c);
+    for (uint32_t i = 0; i < n; i++)
+        memcpy(out + (size_t)i * m->hp.n_vocab, engine_logits(e, i), sizeof(float) * m->hp.n_vocab);
+    engine_free(e);
     return out;
 }
 
@@ -139,7 +191,8 @@ static void check_continuous(const char *type) {
         cr_assert_eq(n_rows[q], len[q]);
         float *ref = alone(f.m, toks[q], len[q]);
         double e = tu_nmse(got[q], ref, (size_t)len[q] * f.V);
-        cr_log_info("%s sequence %d (%u tokens): NMSE vs alone %.3g", type ? type : "F32", q, len[q], e);
+        cr_log_info("%s on %s, sequence %d (%u tokens): NMSE vs alone %.3g", type ? type : "F32", engine_describe(f.e), q,
+                    len[q], e);
         cr_assert_lt(e, SESS_NMSE, "sequence %d: NMSE %g vs alone", q, e);
         for (uint32_t k = plen[q]; k < len[q]; k++)
             cr_assert_eq(toks[q][k], sampler_argmax(ref + (size_t)(k - 1) * f.V, (int32_t)f.V),
@@ -155,11 +208,15 @@ static void check_continuous(const char *type) {
 
 Test(session, continuous_batch_equals_alone_f32) { check_continuous(NULL); }
 Test(session, continuous_batch_equals_alone_q4_0) { check_continuous("Q4_0"); }
+Test(session, continuous_batch_equals_alone_vulkan, .timeout = 600) {
+    use_vulkan();
+    check_continuous("Q4_K");
+}
 
 /* A 20-token parent (its second block half full) forked three times; each
  * child appends its own tokens, the parent too. All five histories equal
  * their sequences alone, and the forks shared the parent's full block. */
-Test(session, forks_share_then_diverge) {
+static void forks_share_then_diverge(void) {
     char *path = gen_model(12, NULL);
     fixture f = open_fixture(path, 512, false);
     sluice_error err = {0};
@@ -199,12 +256,17 @@ Test(session, forks_share_then_diverge) {
     remove(path);
     free(path);
 }
+Test(session, forks_share_then_diverge) { forks_share_then_diverge(); }
+Test(session, forks_share_then_diverge_vulkan, .timeout = 600) {
+    use_vulkan();
+    forks_share_then_diverge();
+}
 
 /* A 40-token prompt, then a second sequence starting with the same 40
  * tokens: its first 32 (two full blocks) are attached from the prefix
  * cache, not computed; the logits after the reused prefix equal a fresh
  * evaluation; the counters say so. */
-Test(session, prefix_reused_not_recomputed) {
+static void prefix_reused_not_recomputed(void) {
     char *path = gen_model(13, NULL);
     fixture f = open_fixture(path, 512, true);
     sluice_error err = {0};
@@ -246,13 +308,18 @@ Test(session, prefix_reused_not_recomputed) {
     remove(path);
     free(path);
 }
+Test(session, prefix_reused_not_recomputed) { prefix_reused_not_recomputed(); }
+Test(session, prefix_reused_not_recomputed_vulkan, .timeout = 600) {
+    use_vulkan();
+    prefix_reused_not_recomputed();
+}
 
 /* A 64-token cache (4 blocks): a 40-token sequence and a 20-token one
  * fill it; one more token for the second needs a fifth block: a clear
  * SLUICE_ERR_FULL that changes nothing, and after the first sequence
  * ends the same batch goes through with the right logits. A sequence
  * longer than the context is SLUICE_ERR_RANGE. */
-Test(session, full_cache_and_overlong_are_statuses) {
+static void full_cache_and_overlong_are_statuses(void) {
     char *path = gen_model(14, NULL);
     fixture f = open_fixture(path, 64, false);
     sluice_error err = {0};
@@ -296,6 +363,11 @@ Test(session, full_cache_and_overlong_are_statuses) {
     remove(path);
     free(path);
 }
+Test(session, full_cache_and_overlong_are_statuses) { full_cache_and_overlong_are_statuses(); }
+Test(session, full_cache_and_overlong_are_statuses_vulkan, .timeout = 600) {
+    use_vulkan();
+    full_cache_and_overlong_are_statuses();
+}
 
 /* log P(cand | prompt) step by step: the prompt and the candidate in one
  * fresh sequence, summing log softmax at each candidate token. */
@@ -321,7 +393,7 @@ static double logprob_alone(const model *m, const int32_t *prompt, uint32_t np, 
  * [a e], [f], [a]) scored after 5 prompts (two share 35 tokens) in one
  * call: every log-probability equals the step-by-step sum; a second call
  * reuses the cached prompt blocks. */
-Test(session, label_scores_equal_step_by_step) {
+static void label_scores_equal_step_by_step(void) {
     char *path = gen_model(15, "Q8_0");
     fixture f = open_fixture(path, 512, true);
     sluice_error err = {0};
@@ -362,10 +434,15 @@ Test(session, label_scores_equal_step_by_step) {
     remove(path);
     free(path);
 }
+Test(session, label_scores_equal_step_by_step) { label_scores_equal_step_by_step(); }
+Test(session, label_scores_equal_step_by_step_vulkan, .timeout = 600) {
+    use_vulkan();
+    label_scores_equal_step_by_step();
+}
 
 /* stories260K with its tokenizer: labels of different token lengths
  * sharing prefixes, after two real prompts, equal the step-by-step sums. */
-Test(session, label_scores_stories260k) {
+static void label_scores_stories260k(void) {
     const char *mp = tu_model_file("stories260K.gguf");
     if (!mp) cr_skip("stories260K.gguf not found: set SLUICE_MODELS");
     char *path = strdup(mp);
@@ -398,6 +475,11 @@ Test(session, label_scores_stories260k) {
     tok_free(tok);
     close_fixture(&f);
     free(path);
+}
+Test(session, label_scores_stories260k) { label_scores_stories260k(); }
+Test(session, label_scores_stories260k_vulkan, .timeout = 600) {
+    use_vulkan();
+    label_scores_stories260k();
 }
 
 /* Constrained votes: the same seed gives the same draws, the frequencies

@@ -73,11 +73,6 @@ int bench_batch(const cli_opts *o_in, const char *list, long n_gen, long reps) {
     }
     if (n_gen < 1) n_gen = 32;
     cli_opts o = *o_in;
-    if (o.backend == ENGINE_VULKAN) {
-        fprintf(stderr, "sluice bench: --batch runs on the CPU engine for now (use --backend cpu)\n");
-        return 2;
-    }
-    o.backend = ENGINE_CPU;
     uint32_t need = max_n * (16 + (uint32_t)n_gen + FWD_KV_BLOCK);
     if (o.ctx < need) o.ctx = need;
     model *m;
@@ -119,11 +114,6 @@ out:
 
 int bench_labels(const cli_opts *o_in, long n_items, long n_generic) {
     cli_opts o = *o_in;
-    if (o.backend == ENGINE_VULKAN) {
-        fprintf(stderr, "sluice bench: --label-bench runs on the CPU engine for now (use --backend cpu)\n");
-        return 2;
-    }
-    o.backend = ENGINE_CPU;
     uint32_t need = LB_SHARED + LB_GROUP * (60 + 3 + 2 * FWD_KV_BLOCK) + 1024;
     if (o.ctx < need) o.ctx = need;
     model *m;

@@ -1,5 +1,5 @@
 /* bench_session.h — `sluice bench --batch` and `--label-bench`
- * (bench_session.c): many sequences at once on the CPU engine. */
+ * (bench_session.c): many sequences at once, on either engine. */
 #ifndef SLUICE_CLI_BENCH_SESSION_H
 #define SLUICE_CLI_BENCH_SESSION_H
 #include "cli/cli.h"

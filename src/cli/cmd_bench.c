@@ -64,8 +64,8 @@ int cmd_bench(int argc, char **argv) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 0, 1000000, &label_generic)) return 2;
         } else {
             fprintf(stderr, "usage: sluice bench [-m MODEL] [-p 512] [-n 128] [-r 5] [-t N] [--kv f16|f32] [--backend B] [--device D] [--json] [--profile]\n"
-                            "       sluice bench [-m MODEL] --batch 1,4,16,64 [-n 32] [-r 3]   (CPU engine)\n"
-                            "       sluice bench [-m MODEL] --label-bench [--label-items 1000] [--label-generic 10]   (CPU engine)\n");
+                            "       sluice bench [-m MODEL] --batch 1,4,16,64 [-n 32] [-r 3]\n"
+                            "       sluice bench [-m MODEL] --label-bench [--label-items 1000] [--label-generic 10]\n");
             return strcmp(a, "-h") && strcmp(a, "--help") ? 2 : 0;
         }
     }

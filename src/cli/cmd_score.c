@@ -22,7 +22,7 @@ static void score_usage(void) {
             "  --temp T            temperature of the votes (default 1)  --seed S\n"
             "  --json              one JSON object per prompt\n"
             "  -t, --threads N  -c, --ctx N (KV cache tokens across all sequences)  --kv f16|f32\n"
-            "runs on the CPU engine (--backend cpu); many sequences at once on Vulkan come later\n");
+            "  --backend auto|cpu|vulkan  --device N|NAME\n");
 }
 
 /* The label's tokens in the prompt's context: tokenize prompt + label and
@@ -94,12 +94,6 @@ int cmd_score(int argc, char **argv) {
         labels[n_labels++] = t;
     }
     if (!n_labels) { fprintf(stderr, "sluice score: --labels has no label\n"); free(labels_arg); return 2; }
-    if (o.backend == ENGINE_VULKAN) {
-        fprintf(stderr, "sluice score: runs on the CPU engine for now (use --backend cpu)\n");
-        free(labels_arg);
-        return 2;
-    }
-    o.backend = ENGINE_CPU;
 
     model *m;
     tokenizer *tok;

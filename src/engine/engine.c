@@ -35,7 +35,7 @@ sluice_status engine_create(engine **out, const model *m, const engine_params *p
     sluice_status st = SLUICE_OK;
     if (p->backend != ENGINE_CPU) {
 #ifdef SLUICE_HAVE_VULKAN
-        vkf_params vp = {.device = p->device, .n_ctx = p->n_ctx, .kv = p->kv};
+        vkf_params vp = {.inst = p->vk_instance, .device = p->device, .n_ctx = p->n_ctx, .kv = p->kv};
         sluice_error verr = {0};
         st = vkf_create(&e->vk, m, &vp, &verr);
         if (!st) {
@@ -102,17 +102,14 @@ const char *engine_describe(const engine *e) { return e->desc; }
 const model *engine_model(const engine *e) { return e->m; }
 
 sluice_status engine_decode(engine *e, const fwd_tok *tok, uint32_t n, float *logits, sluice_error *err) {
-    if (!e->cpu)
-        return sluice_fail(err, SLUICE_ERR_UNSUPPORTED,
-                           "many sequences at once run on the CPU engine only for now (use --backend cpu)");
-    return fwd_decode(e->cpu, tok, n, logits, err);
+    return ON_VK(e, vkf_decode(e->vk, tok, n, logits, err), fwd_decode(e->cpu, tok, n, logits, err));
 }
 
 sluice_status engine_copy_block(engine *e, uint32_t src, uint32_t dst) {
-    return e->cpu ? fwd_copy_block(e->cpu, src, dst) : SLUICE_ERR_UNSUPPORTED;
+    return ON_VK(e, vkf_copy_block(e->vk, src, dst), fwd_copy_block(e->cpu, src, dst));
 }
 
-uint32_t engine_kv_slots(const engine *e) { return e->cpu ? fwd_n_slots(e->cpu) : 0; }
+uint32_t engine_kv_slots(const engine *e) { return ON_VK(e, vkf_n_slots(e->vk), fwd_n_slots(e->cpu)); }
 fwd_ctx *engine_cpu(engine *e) { return e->cpu; }
 
 bool engine_profile_enable(engine *e, bool on) {

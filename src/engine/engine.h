@@ -16,6 +16,7 @@ typedef struct engine_params {
     uint32_t n_ctx;      /* 0 = model's context length */
     kv_type kv;
     int n_threads;       /* CPU engine; 0 = all allowed CPUs */
+    void *vk_instance;   /* Vulkan: the vk_instance to use (not owned); NULL: its own */
 } engine_params;
 
 typedef struct engine engine;
@@ -39,9 +40,9 @@ void engine_truncate(engine *e, uint32_t n_past);
 const char *engine_describe(const engine *e);
 /* The model the engine runs. */
 const model *engine_model(const engine *e);
-/* Multi-sequence primitives under session.h (CPU engine; the Vulkan
- * engine answers SLUICE_ERR_UNSUPPORTED / 0 for now): fwd_decode,
- * fwd_copy_block, and the KV slots they address. */
+/* Multi-sequence primitives under session.h, on either engine:
+ * fwd_decode / vkf_decode, fwd_copy_block / vkf_copy_block, and the KV
+ * slots they address. */
 sluice_status engine_decode(engine *e, const fwd_tok *tok, uint32_t n, float *logits, sluice_error *err);
 sluice_status engine_copy_block(engine *e, uint32_t src, uint32_t dst);
 uint32_t engine_kv_slots(const engine *e);

@@ -37,7 +37,7 @@ typedef struct vkf_mat {
 typedef struct vkf_layer {
     vkf_mat wq, wk, wv, wo, w_gate, w_up, w_down;
     vk_buffer *attn_norm, *bq, *bk, *bv, *q_norm, *k_norm, *ffn_norm; /* F32 vectors */
-    vk_buffer *kc, *vc; /* (n_ctx, kvdim) rows; (kvdim, n_ctx) V transposed */
+    vk_buffer *kc, *vc; /* (n_slots, kvdim) rows; (kvdim, n_slots) V transposed */
 } vkf_layer;
 
 struct vkf_ctx {
@@ -47,6 +47,10 @@ struct vkf_ctx {
     vk_device *d;
     kv_type kv;
     uint32_t n_ctx, n_past, n_batch;
+    uint32_t n_slots;       /* KV slots: n_ctx rounded up to whole VK_KV_BLOCKs (vkf_decode's pool) */
+    uint32_t tbl_cap;       /* uint32s of block tables io holds per chunk */
+    uint32_t *io_host;      /* staging of io's contents */
+    vk_buffer *xg;          /* (n_batch, n_embd): rows gathered for the logits */
     vkf_layer *layers;                      /* n_layer */
     vkf_mat tok_embd, output_own;
     vkf_mat *output;                        /* &output_own, or &tok_embd when tied */
@@ -54,7 +58,9 @@ struct vkf_ctx {
     uint64_t max_buf;                       /* most bytes one weight buffer holds */
     /* scratch for one chunk of up to n_batch tokens, token-major rows */
     vk_buffer *x, *xb, *q, *k, *v, *att, *gate, *up;
-    vk_buffer *io;          /* host: int32 tokens[n_batch], positions[n_batch] */
+    vk_buffer *io;          /* host, int32: tokens[n_batch], positions[n_batch], then for
+                               vkf_decode slots[n_batch], out_ids[n_batch],
+                               info[2 n_batch] (n_kv, table offset), tables[tbl_cap] */
     uint32_t attn_chunk;    /* generation attention split in chunks of at least this many
                                positions; 0: never split */
     vk_buffer *attn_part;   /* partials of the split: n_head x VKF_ATTN_SPLITS x (head_dim + 2) */
@@ -173,7 +179,8 @@ vkf_estimate vkf_estimate_bytes(const model *m, uint32_t n_ctx, kv_type kv, uint
                                   L->bv,        L->q_norm, L->k_norm, L->ffn_norm, L->w_gate, L->w_up, L->w_down};
         for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) e.weights += t[i] ? round4(t[i]->n_bytes) : 0;
     }
-    e.kv_cache = 2 * round4((uint64_t)n_ctx * kvdim * (kv == KV_F16 ? 2 : 4)) * hp->n_layer;
+    uint64_t slots = (n_ctx + VK_KV_BLOCK - 1) / VK_KV_BLOCK * VK_KV_BLOCK;
+    e.kv_cache = 2 * round4(slots * kvdim * (kv == KV_F16 ? 2 : 4)) * hp->n_layer;
     /* scratch rows, the token/position buffer, one row of logits, the
      * split attention's partials (GPUs only; counted anyway) */
     e.scratch = sizeof(float) * ((uint64_t)n_batch * (E * 2 + qdim * 2 + kvdim * 2 + (uint64_t)hp->n_ff * 2) +
@@ -201,7 +208,9 @@ sluice_status vkf_create(vkf_ctx **out, const model *m, const vkf_params *p, slu
     c->m = m;
     c->kv = d.kv;
     c->n_ctx = d.n_ctx;
+    c->n_slots = (d.n_ctx + VK_KV_BLOCK - 1) / VK_KV_BLOCK * VK_KV_BLOCK;
     c->n_batch = d.n_batch;
+    c->tbl_cap = c->n_slots / VK_KV_BLOCK * (d.n_batch < 8 ? d.n_batch : 8);
     sluice_status st = open_device(c, &d, err);
     if (st != SLUICE_OK) goto fail;
     const vk_device_info *info = vk_device_info_of(c->d);
@@ -229,7 +238,7 @@ sluice_status vkf_create(vkf_ctx **out, const model *m, const vkf_params *p, slu
     }
     if (st != SLUICE_OK) goto fail;
     uint64_t elem = d.kv == KV_F16 ? 2 : 4;
-    uint64_t kv_layer = round4((uint64_t)c->n_ctx * kvdim * elem);
+    uint64_t kv_layer = round4((uint64_t)c->n_slots * kvdim * elem);
     if (kv_layer > max_buf) {
         st = sluice_fail(err, SLUICE_ERR_RANGE, "vulkan: one layer's KV cache (%llu bytes) exceeds one buffer (%llu)",
                          (unsigned long long)kv_layer, (unsigned long long)max_buf);
@@ -281,7 +290,8 @@ sluice_status vkf_create(vkf_ctx **out, const model *m, const vkf_params *p, slu
         {&c->q, nb * qdim, VK_MEM_DEVICE},     {&c->k, nb * kvdim, VK_MEM_DEVICE},
         {&c->v, nb * kvdim, VK_MEM_DEVICE},    {&c->att, nb * qdim, VK_MEM_DEVICE},
         {&c->gate, nb * hp->n_ff, VK_MEM_DEVICE}, {&c->up, nb * hp->n_ff, VK_MEM_DEVICE},
-        {&c->io, 2 * nb, VK_MEM_HOST},         {&c->logits, hp->n_vocab, VK_MEM_HOST},
+        {&c->io, 6 * nb + c->tbl_cap, VK_MEM_HOST}, {&c->logits, hp->n_vocab, VK_MEM_HOST},
+        {&c->xg, nb * E, VK_MEM_DEVICE},
     };
     for (size_t i = 0; i < sizeof sc / sizeof sc[0]; i++)
         if ((st = scratch(c, sc[i].n * 4, sc[i].kind, sc[i].b, err)) != SLUICE_OK) goto fail;
@@ -291,6 +301,11 @@ sluice_status vkf_create(vkf_ctx **out, const model *m, const vkf_params *p, slu
         (st = scratch(c, sizeof(float) * hp->n_head * VKF_ATTN_SPLITS * (uint64_t)(hd + 2), VK_MEM_DEVICE,
                       &c->attn_part, err)) != SLUICE_OK)
         goto fail;
+    c->io_host = malloc(sizeof(uint32_t) * (6 * nb + c->tbl_cap));
+    if (!c->io_host) {
+        st = sluice_fail(err, SLUICE_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
     c->logits_rows = 1;
     c->logits_cap = 1;
     c->logits_host = calloc(hp->n_vocab, sizeof(float));
@@ -319,13 +334,14 @@ void vkf_free(vkf_ctx *c) {
         free_mat(c->d, &c->output_own);
         free_mat(c->d, &c->tok_embd);
         vk_buffer *bs[] = {c->out_norm, c->x,  c->xb, c->q,      c->k,        c->v,
-                           c->att,      c->gate, c->up, c->io, c->logits, c->attn_part};
+                           c->att,      c->gate, c->up, c->io, c->logits, c->attn_part, c->xg};
         for (size_t i = 0; i < sizeof bs / sizeof bs[0]; i++) vk_buffer_destroy(c->d, bs[i]);
     }
     vk_device_destroy(c->d);
     if (c->own_inst) vk_instance_destroy(c->inst);
     free(c->layers);
     free(c->logits_host);
+    free(c->io_host);
     free(c);
 }
 
@@ -397,12 +413,16 @@ static sluice_status embed(vkf_ctx *c, uint32_t n, sluice_error *err) {
     return SLUICE_OK;
 }
 
-/* Records one chunk of n tokens at positions pos0.. (the step is open; io
- * holds tokens and positions). With all_logits every token's logits go to
- * rows 0..n-1 of c->logits, else the last token's to row 0. Submits and
+/* Records one chunk of n tokens (the step is open; io holds tokens and
+ * positions). Unpaged (vkf_eval): one sequence at positions pos0.., slot =
+ * position; with all_logits every token's logits go to rows 0..n-1 of
+ * c->logits, else the last token's to row 0. Paged (vkf_decode): io also
+ * holds slots, per-token attention info and block tables, and the n_out
+ * tokens listed in io's out_ids get logits rows 0..n_out-1. Submits and
  * reopens the step between layers when the work recorded since the last
  * submission passes VKF_SUBMIT_MACS. */
-static sluice_status record_chunk(vkf_ctx *c, uint32_t n, uint32_t pos0, bool all_logits, sluice_error *err) {
+static sluice_status record_chunk(vkf_ctx *c, uint32_t n, uint32_t pos0, bool all_logits, bool paged, uint32_t n_out,
+                                  sluice_error *err) {
     const model *m = c->m;
     const model_hparams *hp = &m->hp;
     vk_device *d = c->d;
@@ -413,7 +433,7 @@ static sluice_status record_chunk(vkf_ctx *c, uint32_t n, uint32_t pos0, bool al
     double macs = 0;
     /* one token over a long KV: split the attention over the sequence */
     uint32_t kv_chunk = 0;
-    if (n == 1 && c->attn_chunk && pos0 + 1 > 2 * c->attn_chunk) {
+    if (!paged && n == 1 && c->attn_chunk && pos0 + 1 > 2 * c->attn_chunk) {
         kv_chunk = c->attn_chunk;
         if ((pos0 + 1 + kv_chunk - 1) / kv_chunk > VKF_ATTN_SPLITS)
             kv_chunk = (pos0 + 1 + VKF_ATTN_SPLITS - 1) / VKF_ATTN_SPLITS;
@@ -456,10 +476,15 @@ static sluice_status record_chunk(vkf_ctx *c, uint32_t n, uint32_t pos0, bool al
         TRY(vk_op_rope(d, c->q, 0, c->io, P, hd, hp->n_head, n, &rp, err));
         TRY(vk_op_rope(d, c->k, 0, c->io, P, hd, hp->n_head_kv, n, &rp, err));
         vk_step_barrier(d);
-        TRY(vk_op_kv_store(d, f16, c->k, c->v, c->io, P, kvdim, n, V->kc, 0, V->vc, 0, c->n_ctx, err));
+        TRY(vk_op_kv_store(d, f16, c->k, c->v, c->io, paged ? 2 * P : P, kvdim, n, V->kc, 0, V->vc, 0, c->n_slots,
+                           err));
         vk_step_barrier(d);
-        TRY(vk_op_attention_split(d, f16, c->q, V->kc, 0, V->vc, 0, c->att, c->attn_part, hd, hp->n_head,
-                                  hp->n_head_kv, n, pos0, c->n_ctx, kv_chunk, err));
+        if (paged)
+            TRY(vk_op_attention_paged(d, f16, c->q, V->kc, V->vc, c->att, c->io, 4 * P, hd, hp->n_head, hp->n_head_kv,
+                                      n, c->n_slots, err));
+        else
+            TRY(vk_op_attention_split(d, f16, c->q, V->kc, 0, V->vc, 0, c->att, c->attn_part, hd, hp->n_head,
+                                      hp->n_head_kv, n, pos0, c->n_slots, kv_chunk, err));
         macs += (double)n * (pos0 + n) * qdim * 2;
         vk_step_barrier(d);
         TRY(matmul(c, &V->wo, c->att, 0, c->xb, 0, n, &macs, err));
@@ -478,11 +503,16 @@ static sluice_status record_chunk(vkf_ctx *c, uint32_t n, uint32_t pos0, bool al
         TRY(vk_op_add(d, c->x, 0, c->xb, 0, n * E, err));
         vk_step_barrier(d);
     }
-    /* the output norm only over the rows whose logits are wanted */
-    uint32_t first = all_logits ? 0 : n - 1, n_out = n - first;
     TRY(vk_op_rms_norm(d, c->x, c->out_norm, c->xb, E, n, hp->rms_eps, err));
     vk_step_barrier(d);
-    return matmul(c, c->output, c->xb, (uint64_t)first * E, c->logits, 0, n_out, &macs, err);
+    if (paged) { /* the rows of the tokens that want logits, gathered */
+        if (!n_out) return SLUICE_OK;
+        TRY(vk_op_get_rows(d, QT_F32, c->xb, 0, n, E, c->io, 3 * P, n_out, c->xg, 0, err));
+        vk_step_barrier(d);
+        return matmul(c, c->output, c->xg, 0, c->logits, 0, n_out, &macs, err);
+    }
+    uint32_t first = all_logits ? 0 : n - 1;
+    return matmul(c, c->output, c->xb, (uint64_t)first * E, c->logits, 0, n - first, &macs, err);
 }
 
 /* Makes room for all_logits: the device buffer for n_batch rows and host
@@ -529,7 +559,7 @@ sluice_status vkf_eval(vkf_ctx *c, const int32_t *tokens, uint32_t n, bool all_l
         for (uint32_t j = 0; j < k; j++) io[j] = tokens[i0 + j], io[c->n_batch + j] = (int32_t)(c->n_past + j);
         if ((st = vk_buffer_write(c->d, c->io, 0, io, 2 * sizeof(int32_t) * c->n_batch, err)) != SLUICE_OK) break;
         if ((st = vk_step_begin(c->d, err)) != SLUICE_OK) break;
-        st = record_chunk(c, k, c->n_past, all_logits, err);
+        st = record_chunk(c, k, c->n_past, all_logits, false, 0, err);
         sluice_status st2 = vk_step_submit(c->d, st == SLUICE_OK ? err : NULL);
         if (st == SLUICE_OK) st = st2;
         if (st != SLUICE_OK) break;
@@ -559,3 +589,99 @@ uint64_t vkf_weight_bytes(const vkf_ctx *c) {
     }
     return n;
 }
+
+/* ---- many sequences (engine/session.h) ---- */
+
+_Static_assert(VK_KV_BLOCK == FWD_KV_BLOCK, "the shaders' KV block is the engine's");
+
+static uint32_t slot_of(const uint32_t *blocks, uint32_t pos) {
+    return blocks[pos / VK_KV_BLOCK] * VK_KV_BLOCK + pos % VK_KV_BLOCK;
+}
+
+sluice_status vkf_decode(vkf_ctx *c, const fwd_tok *tok, uint32_t n, float *logits, sluice_error *err) {
+    const model_hparams *hp = &c->m->hp;
+    if (n == 0) return sluice_fail(err, SLUICE_ERR_ARG, "vkf_decode: no tokens");
+    for (uint32_t i = 0; i < n; i++) {
+        if (tok[i].token < 0 || (uint32_t)tok[i].token >= hp->n_vocab)
+            return sluice_fail(err, SLUICE_ERR_ARG, "token %d at index %u is outside the vocabulary (0..%u)",
+                               tok[i].token, i, hp->n_vocab - 1);
+        if (!tok[i].blocks || slot_of(tok[i].blocks, tok[i].pos) >= c->n_slots)
+            return sluice_fail(err, SLUICE_ERR_RANGE, "token %u: KV slot for position %u outside the %u-slot cache", i,
+                               tok[i].pos, c->n_slots);
+        if (tok[i].pos / VK_KV_BLOCK + 1 > c->tbl_cap)
+            return sluice_fail(err, SLUICE_ERR_RANGE, "token %u: position %u past the block tables", i, tok[i].pos);
+    }
+    sluice_status st = SLUICE_OK;
+    const uint32_t P = c->n_batch, V = hp->n_vocab;
+    uint32_t *io = c->io_host, *tables = io + 6 * P;
+    for (uint32_t i0 = 0; i0 < n && st == SLUICE_OK;) {
+        /* a chunk: up to n_batch tokens whose block tables fit tbl_cap */
+        uint32_t k = 0, used = 0, n_out = 0;
+        const uint32_t *tbl_ptr[64];
+        uint32_t tbl_off[64], tbl_len[64], n_tbl = 0;
+        while (i0 + k < n && k < P) {
+            const fwd_tok *t = &tok[i0 + k];
+            uint32_t need = t->pos / VK_KV_BLOCK + 1, j = 0;
+            while (j < n_tbl && tbl_ptr[j] != t->blocks) j++;
+            if (j == n_tbl) { /* a new sequence in this chunk */
+                if (n_tbl == 64 || used + need > c->tbl_cap) break;
+                tbl_ptr[j] = t->blocks, tbl_off[j] = used, tbl_len[j] = 0, n_tbl++;
+                used += need; /* reserve up to this token; a later token of it may need more */
+            }
+            if (need > tbl_len[j]) {
+                if (j + 1 != n_tbl && need > tbl_len[j]) {
+                    /* grows a table that is not the last: move it to the end */
+                    if (used + need > c->tbl_cap) break;
+                    tbl_off[j] = used, used += need;
+                } else if (tbl_off[j] + need > c->tbl_cap) {
+                    break;
+                } else if (tbl_off[j] + need > used) {
+                    used = tbl_off[j] + need;
+                }
+                tbl_len[j] = need;
+            }
+            io[k] = (uint32_t)t->token;
+            io[P + k] = t->pos;
+            io[2 * P + k] = slot_of(t->blocks, t->pos);
+            io[4 * P + 2 * k] = t->pos + 1;
+            io[4 * P + 2 * k + 1] = j; /* table index for now; offsets below */
+            if (t->logits) io[3 * P + n_out++] = k;
+            k++;
+        }
+        if (!k) return sluice_fail(err, SLUICE_ERR_RANGE, "vkf_decode: one token's block table exceeds %u entries",
+                                   c->tbl_cap);
+        for (uint32_t t = 0; t < k; t++) io[4 * P + 2 * t + 1] = 6 * P + tbl_off[io[4 * P + 2 * t + 1]];
+        for (uint32_t j = 0; j < n_tbl; j++) memcpy(tables + tbl_off[j], tbl_ptr[j], sizeof(uint32_t) * tbl_len[j]);
+        if (n_out > 1 && (st = logits_room(c, n_out, true, err)) != SLUICE_OK) break;
+        if ((st = vk_buffer_write(c->d, c->io, 0, io, sizeof(uint32_t) * (6 * P + used), err)) != SLUICE_OK) break;
+        if ((st = vk_step_begin(c->d, err)) != SLUICE_OK) break;
+        st = record_chunk(c, k, 0, false, true, n_out, err);
+        sluice_status st2 = vk_step_submit(c->d, st == SLUICE_OK ? err : NULL);
+        if (st == SLUICE_OK) st = st2;
+        if (st == SLUICE_OK && n_out)
+            st = vk_buffer_read(c->d, c->logits, 0, logits, sizeof(float) * (uint64_t)n_out * V, err);
+        logits += (size_t)n_out * V;
+        i0 += k;
+    }
+    return st;
+}
+
+sluice_status vkf_copy_block(vkf_ctx *c, uint32_t src, uint32_t dst) {
+    const model_hparams *hp = &c->m->hp;
+    uint64_t kvdim = (uint64_t)hp->n_head_kv * hp->head_dim, e = c->kv == KV_F16 ? 2 : 4, B = VK_KV_BLOCK;
+    if ((src + 1) * B > c->n_slots || (dst + 1) * B > c->n_slots) return SLUICE_ERR_RANGE;
+    if (src == dst) return SLUICE_OK;
+    sluice_status st = vk_step_begin(c->d, NULL);
+    for (uint32_t l = 0; st == SLUICE_OK && l < hp->n_layer; l++) {
+        const vkf_layer *V = &c->layers[l];
+        st = vk_op_copy_regions(c->d, V->kc, src * B * kvdim * e, 0, V->kc, dst * B * kvdim * e, 0, B * kvdim * e, 1,
+                                NULL);
+        if (st == SLUICE_OK)
+            st = vk_op_copy_regions(c->d, V->vc, src * B * e, c->n_slots * e, V->vc, dst * B * e, c->n_slots * e, B * e,
+                                    (uint32_t)kvdim, NULL);
+    }
+    sluice_status st2 = vk_step_submit(c->d, NULL);
+    return st != SLUICE_OK ? st : st2;
+}
+
+uint32_t vkf_n_slots(const vkf_ctx *c) { return c->n_slots; }

@@ -62,6 +62,14 @@ sluice_status vkf_eval(vkf_ctx *c, const int32_t *tokens, uint32_t n, bool all_l
  * has none. Owned by c, valid until the next vkf_eval. */
 const float *vkf_logits(const vkf_ctx *c, uint32_t i);
 const float *vkf_last_logits(const vkf_ctx *c);
+/* The multi-sequence primitives of engine/session.h on a Vulkan device, as
+ * fwd_decode / fwd_copy_block / fwd_n_slots (forward.h): a paged KV cache
+ * of vkf_n_slots slots in blocks of FWD_KV_BLOCK, tokens of many sequences
+ * in one batch (each attends to its own history through its block
+ * table), logits of the tokens that want them. */
+sluice_status vkf_decode(vkf_ctx *c, const fwd_tok *tok, uint32_t n, float *logits, sluice_error *err);
+sluice_status vkf_copy_block(vkf_ctx *c, uint32_t src, uint32_t dst);
+uint32_t vkf_n_slots(const vkf_ctx *c);
 /* Most tokens per step. */
 uint32_t vkf_n_batch(const vkf_ctx *c);
 /* Device buffers holding weights: one per tensor, more where a matrix is

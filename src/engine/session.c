@@ -265,9 +265,8 @@ static void register_blocks(sess *s, seq *q) {
 sluice_status sess_create(sess **out, engine *e, const sess_params *p, sluice_error *err) {
     *out = NULL;
     uint32_t slots = engine_kv_slots(e);
-    if (!slots)
-        return sluice_fail(err, SLUICE_ERR_UNSUPPORTED,
-                           "many sequences at once run on the CPU engine only for now (use --backend cpu)");
+    if (slots < FWD_KV_BLOCK)
+        return sluice_fail(err, SLUICE_ERR_ARG, "session: a KV cache of %u slots holds no block", slots);
     sess *s = calloc(1, sizeof *s);
     if (!s) return sluice_fail(err, SLUICE_ERR_NOMEM, "out of memory");
     s->e = e;

@@ -502,3 +502,61 @@ sluice_status vk_op_attention_split(vk_device *d, bool f16, vk_buffer *q, vk_buf
     }
     return SLUICE_OK;
 }
+
+/* ---- paged attention, block copies ---- */
+
+sluice_status vk_op_attention_paged(vk_device *d, bool f16, vk_buffer *q, vk_buffer *kc, vk_buffer *vc, vk_buffer *o,
+                                    vk_buffer *info, uint32_t info_off, uint32_t head_dim, uint32_t n_head,
+                                    uint32_t n_head_kv, uint32_t n_tok, uint32_t n_slots, sluice_error *err) {
+    if (!head_dim || head_dim > ATTENTION_HD_MAX || !n_head_kv || n_head % n_head_kv)
+        return sluice_fail(err, SLUICE_ERR_ARG, "attention: head_dim %u (1..%u) or heads %u / %u (a multiple) not supported",
+                           head_dim, ATTENTION_HD_MAX, n_head, n_head_kv);
+    if (!n_tok || !n_head) return SLUICE_OK;
+    uint64_t elem = f16 ? 2 : 4, cache = (uint64_t)n_slots * n_head_kv * head_dim;
+    uint64_t qo = (uint64_t)n_tok * n_head * head_dim * sizeof(float);
+    if (qo > q->size || qo > o->size || (cache * elem + 3) / 4 * 4 > kc->size || (cache * elem + 3) / 4 * 4 > vc->size ||
+        cache > UINT32_MAX || (info_off + 2ull * n_tok) * 4 > info->size || n_slots % VK_KV_BLOCK)
+        return sluice_fail(err, SLUICE_ERR_ARG, "attention: %u tokens x %u heads x %u or a %u-slot cache do not fit their buffers",
+                           n_tok, n_head, head_dim, n_slots);
+    if (n_head > d->info.max_wg_count[0])
+        return sluice_fail(err, SLUICE_ERR_ARG, "attention: %u heads too many for one dispatch", n_head);
+    const uint32_t spec[] = {ATTENTION_BLOCK};
+    vk_shader_id id = f16 ? (d->caps.subgroups ? VK_SHADER_ATTENTION_PAGED_F16_SUBGROUP : VK_SHADER_ATTENTION_PAGED_F16)
+                          : (d->caps.subgroups ? VK_SHADER_ATTENTION_PAGED_F32_SUBGROUP : VK_SHADER_ATTENTION_PAGED_F32);
+    vk_pipeline *p = vk_pipeline_get(d, id, 6, sizeof(vk_push_attention), spec, 1, err);
+    if (!p) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
+    vk_buffer *bufs[] = {q, kc, vc, o, o, info}; /* binding 4 (split partials) unused */
+    uint32_t max_y = d->info.max_wg_count[1];
+    for (uint32_t tok0 = 0; tok0 < n_tok; tok0 += max_y) {
+        uint32_t n = n_tok - tok0 < max_y ? n_tok - tok0 : max_y;
+        vk_push_attention pc = {.head_dim = head_dim,
+                                .n_head = n_head,
+                                .n_head_kv = n_head_kv,
+                                .n_tok = n_tok,
+                                .n_ctx = n_slots,
+                                .tok0 = tok0,
+                                .scale = 1.0f / sqrtf((float)head_dim),
+                                .info_off = info_off};
+        sluice_status st = vk_record_dispatch(d, p, bufs, &pc, n_head, n, 1, err);
+        if (st != SLUICE_OK) return st;
+    }
+    return SLUICE_OK;
+}
+
+sluice_status vk_op_copy_regions(vk_device *d, vk_buffer *src, uint64_t src_off, uint64_t src_stride, vk_buffer *dst,
+                                 uint64_t dst_off, uint64_t dst_stride, uint64_t n, uint32_t n_regions,
+                                 sluice_error *err) {
+    if (!n || !n_regions) return SLUICE_OK;
+    uint64_t last_s = src_off + (uint64_t)(n_regions - 1) * src_stride + n;
+    uint64_t last_d = dst_off + (uint64_t)(n_regions - 1) * dst_stride + n;
+    if (last_s > src->size || last_d > dst->size)
+        return sluice_fail(err, SLUICE_ERR_ARG, "copy: %u regions of %llu bytes do not fit their buffers", n_regions,
+                           (unsigned long long)n);
+    VkBufferCopy *r = malloc(sizeof *r * n_regions);
+    if (!r) return sluice_fail(err, SLUICE_ERR_NOMEM, "out of memory");
+    for (uint32_t i = 0; i < n_regions; i++)
+        r[i] = (VkBufferCopy){.srcOffset = src_off + i * src_stride, .dstOffset = dst_off + i * dst_stride, .size = n};
+    d->vk.vkCmdCopyBuffer(d->cmd, src->buf, dst->buf, n_regions, r);
+    free(r);
+    return SLUICE_OK;
+}

@@ -239,7 +239,7 @@ typedef struct vk_push_attention {
     uint32_t tok0;  /* first token of this dispatch */
     float scale;
     uint32_t kv_chunk; /* positions per workgroup z; 0: no split */
-    uint32_t pad;
+    uint32_t info_off; /* paged: token t's [n_kv, table offset] at info[info_off + 2t] */
 } vk_push_attention;
 _Static_assert(sizeof(vk_push_attention) == 48, "attention push constants");
 
@@ -259,6 +259,27 @@ _Static_assert(sizeof(vk_push_attention) == 48, "attention push constants");
 sluice_status vk_op_attention(vk_device *d, bool f16, vk_buffer *q, vk_buffer *kc, uint64_t k_off, vk_buffer *vc,
                               uint64_t v_off, vk_buffer *o, uint32_t head_dim, uint32_t n_head, uint32_t n_head_kv,
                               uint32_t n_tok, uint32_t pos0, uint32_t n_ctx, sluice_error *err);
+
+/* Block size of the paged KV cache (engine/forward.h FWD_KV_BLOCK; the
+ * shader's KV_BLOCK). */
+#define VK_KV_BLOCK 16
+
+/* vk_op_attention for a batch of tokens of many sequences over a paged KV
+ * cache of n_slots slots: token t attends to positions 0..n_kv-1 of its
+ * own sequence, info[info_off + 2t] = n_kv (>= 1) and info[info_off + 2t +
+ * 1] = the offset in info of its sequence's block table (block b holds
+ * positions b * VK_KV_BLOCK.. at slots block * VK_KV_BLOCK..). info:
+ * uint32. No split over the sequence. Errors as vk_op_attention. */
+sluice_status vk_op_attention_paged(vk_device *d, bool f16, vk_buffer *q, vk_buffer *kc, vk_buffer *vc, vk_buffer *o,
+                                    vk_buffer *info, uint32_t info_off, uint32_t head_dim, uint32_t n_head,
+                                    uint32_t n_head_kv, uint32_t n_tok, uint32_t n_slots, sluice_error *err);
+
+/* Copies n bytes from src at src_off to dst at dst_off for each of
+ * n_regions regions, region r at src_off + r * src_stride and dst_off + r *
+ * dst_stride (a KV block: K rows, then V's transposed columns). */
+sluice_status vk_op_copy_regions(vk_device *d, vk_buffer *src, uint64_t src_off, uint64_t src_stride, vk_buffer *dst,
+                                 uint64_t dst_off, uint64_t dst_stride, uint64_t n, uint32_t n_regions,
+                                 sluice_error *err);
 
 /* Push constants of shaders/attention_merge.comp; keep the two in step. */
 typedef struct vk_push_attention_merge {

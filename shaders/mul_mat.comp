@@ -11,10 +11,11 @@
 // tokens share the batch (batch-invariant) nor on scheduling (bit-identical
 // reruns). Two layouts, chosen by specialization constant 2:
 //
-// LANE_ROWS (CPU devices such as lavapipe): each invocation owns one row
-// and TOKS tokens (specialization constant 1); it dequantizes each
-// 32-column unit of its row once into registers and multiplies it into all
-// TOKS tokens. Lanes of a workgroup read the same x addresses, through a
+// LANE_ROWS (CPU devices such as lavapipe): each invocation owns LANE_R
+// rows (specialization constant 3) and TOKS tokens (specialization
+// constant 1); it dequantizes each 32-column unit of its rows once into
+// registers and multiplies it into all TOKS tokens, each activation load
+// feeding LANE_R rows. Lanes of a workgroup read the same x addresses, through a
 // uniform buffer where the host can bind one (X_UBO: on llvmpipe a
 // uniform-buffer load at a lane-shared address is one scalar load, while a
 // storage-buffer load is a loop over the lanes; 2-3x faster here) and the
@@ -45,6 +46,7 @@
 layout(constant_id = 0) const uint BLOCK = 128;  // invocations; 128 in the tiled layout
 layout(constant_id = 1) const uint TOKS = 8;     // LANE_ROWS: tokens per invocation, <= 16
 layout(constant_id = 2) const bool LANE_ROWS = false;
+layout(constant_id = 3) const uint LANE_R = 4;   // LANE_ROWS: rows per invocation, <= 4
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 
 layout(binding = 0) readonly buffer W { uint wq[]; };
@@ -94,48 +96,60 @@ void main() {
     const uint tid = gl_LocalInvocationID.x;
     const uint n_units = (p.cols + 31u) / 32u;
     if (LANE_ROWS) {
-        const uint row = p.row0 + gl_WorkGroupID.x * BLOCK + tid;
+        // LANE_R rows per invocation (rows tid, tid + BLOCK, ... of the
+        // workgroup's BLOCK * LANE_R): each activation load then feeds
+        // LANE_R rows' products. Lanes past the last row compute row
+        // rows - 1 again and store nothing (no divergent return).
+        const uint rbase = p.row0 + gl_WorkGroupID.x * BLOCK * LANE_R;
         const uint t0 = p.tok0 + gl_WorkGroupID.y * TOKS;
-        if (row >= p.rows || t0 >= p.n_tok) return;
-        const uint nt = min(TOKS, p.n_tok - t0);  // uniform over the workgroup
-        const uint wrow = p.w_off + row * p.row_bytes;
-        float acc[16];
-        for (uint j = 0u; j < TOKS; j++) acc[j] = 0.0;
+        if (rbase >= p.rows || t0 >= p.n_tok) return;  // uniform over the workgroup
+        const uint nt = min(TOKS, p.n_tok - t0);      // uniform over the workgroup
+        uint wrow[LANE_R];
+        for (uint r = 0u; r < LANE_R; r++) wrow[r] = p.w_off + min(rbase + r * BLOCK + tid, p.rows - 1u) * p.row_bytes;
+        float acc[LANE_R * 16u];
+        for (uint i = 0u; i < LANE_R * TOKS; i++) acc[i] = 0.0;
         for (uint u = 0u; u < n_units; u++) {
-            float v[32];
-            row_unit(wrow, u, v);
-            // Per token: four interleaved sums (element e into lane e % 4),
-            // then (0 + 1) + (2 + 3); `precise` keeps the compiler from
-            // fusing differently in the two variants, so a token's result
-            // is the same bits through either (batch invariance).
+            float v[LANE_R * 32u];
+            for (uint r = 0u; r < LANE_R; r++) {
+                float vr[32];
+                row_unit(wrow[r], u, vr);
+                for (uint e = 0u; e < 32u; e++) v[32u * r + e] = vr[e];
+            }
+            // Per (row, token): four interleaved sums (element e into lane
+            // e % 4), then (0 + 1) + (2 + 3); `precise` keeps the compiler
+            // from fusing differently in the two variants, so a token's
+            // result is the same bits through either (batch invariance).
 #ifdef X_UBO
             // the window starts at token tok0; x_off, x_stride and cols are
             // multiples of 4 (vk_op_mul_mat checks)
             const uint xc = (p.x_off + (t0 - p.tok0) * p.x_stride + 32u * u) >> 2;
-            for (uint j = 0u; j < nt; j++) {
-                const uint xb = xc + ((j * p.x_stride) >> 2);
-                precise vec4 s4 = vec4(0.0);
-                for (uint e = 0u; e < 8u; e++)
-                    s4 += vec4(v[4u * e], v[4u * e + 1u], v[4u * e + 2u], v[4u * e + 3u]) * xu[xb + e];
-                acc[j] += (s4.x + s4.y) + (s4.z + s4.w);
-            }
 #else
             const uint xc = p.x_off + t0 * p.x_stride + 32u * u;
             const uint ne = min(32u, p.cols - 32u * u);  // < 32: the plain types' last unit
+#endif
             for (uint j = 0u; j < nt; j++) {
-                const uint xb = xc + j * p.x_stride;
-                precise vec4 s4 = vec4(0.0);
+                precise vec4 s4[LANE_R];
+                for (uint r = 0u; r < LANE_R; r++) s4[r] = vec4(0.0);
                 for (uint e = 0u; e < 8u; e++) {
                     const uint c = 4u * e;
+#ifdef X_UBO
+                    const vec4 xv = xu[xc + ((j * p.x_stride) >> 2) + e];
+#else
+                    const uint xb = xc + j * p.x_stride;
                     const vec4 xv = vec4(c < ne ? x[xb + c] : 0.0, c + 1u < ne ? x[xb + c + 1u] : 0.0,
                                          c + 2u < ne ? x[xb + c + 2u] : 0.0, c + 3u < ne ? x[xb + c + 3u] : 0.0);
-                    s4 += vec4(v[c], v[c + 1u], v[c + 2u], v[c + 3u]) * xv;
-                }
-                acc[j] += (s4.x + s4.y) + (s4.z + s4.w);
-            }
 #endif
+                    for (uint r = 0u; r < LANE_R; r++)
+                        s4[r] += vec4(v[32u * r + c], v[32u * r + c + 1u], v[32u * r + c + 2u], v[32u * r + c + 3u]) * xv;
+                }
+                for (uint r = 0u; r < LANE_R; r++) acc[r * TOKS + j] += (s4[r].x + s4[r].y) + (s4[r].z + s4[r].w);
+            }
         }
-        for (uint j = 0u; j < nt; j++) y[p.y_off + (t0 + j) * p.y_stride + row] = acc[j];
+        for (uint r = 0u; r < LANE_R; r++) {
+            const uint row = rbase + r * BLOCK + tid;
+            if (row < p.rows)
+                for (uint j = 0u; j < nt; j++) y[p.y_off + (t0 + j) * p.y_stride + row] = acc[r * TOKS + j];
+        }
         return;
     }
 

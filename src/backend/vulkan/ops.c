@@ -129,7 +129,8 @@ sluice_status vk_op_mul_mat_vec(vk_device *d, qtype t, vk_buffer *w, uint64_t w_
 /* LANE_ROWS layout (CPU devices): rows per workgroup and tokens per
  * invocation; tiled layout (GPUs): the shader's fixed 64 x 32 tile of 128
  * invocations. */
-#define MUL_MAT_LANE_BLOCK 64
+#define MUL_MAT_LANE_BLOCK 32
+#define MUL_MAT_LANE_R 4 /* rows per invocation: BLOCK * R rows per workgroup */
 #define MUL_MAT_LANE_TOKS 16
 #define MUL_MAT_TILE_ROWS 64
 #define MUL_MAT_TILE_TOKS 32
@@ -164,8 +165,8 @@ sluice_status vk_op_mul_mat(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off,
         return sluice_fail(err, SLUICE_ERR_ARG, "mul_mat: x (%u x %u) or y (%u x %u) does not fit its buffer", n_tok,
                            cols, n_tok, rows);
     const bool lane = d->caps.lane_rows;
-    const uint32_t spec[] = {lane ? MUL_MAT_LANE_BLOCK : 128, MUL_MAT_LANE_TOKS, lane};
-    const uint32_t tile_r = lane ? MUL_MAT_LANE_BLOCK : MUL_MAT_TILE_ROWS;
+    const uint32_t spec[] = {lane ? MUL_MAT_LANE_BLOCK : 128, MUL_MAT_LANE_TOKS, lane, MUL_MAT_LANE_R};
+    const uint32_t tile_r = lane ? MUL_MAT_LANE_BLOCK * MUL_MAT_LANE_R : MUL_MAT_TILE_ROWS;
     const uint32_t tile_t = lane ? MUL_MAT_LANE_TOKS : MUL_MAT_TILE_TOKS;
     /* Lane rows read x through a uniform buffer where it can: windows of
      * whole tokens of at most MUL_MAT_UBO_BYTES, x 16-byte aligned, whole
@@ -180,7 +181,7 @@ sluice_status vk_op_mul_mat(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off,
         if (win_tok > tile_t) win_tok -= win_tok % tile_t; /* whole token groups */
     }
     vk_shader_id id = win_tok ? mt->mul_mat_ubo : !lane && d->caps.fp16 ? mt->mul_mat_f16 : mt->mul_mat;
-    vk_pipeline *p = vk_pipeline_get_ubo(d, id, 3, win_tok ? 2u : 0u, sizeof(vk_push_mul_mat), spec, 3, err);
+    vk_pipeline *p = vk_pipeline_get_ubo(d, id, 3, win_tok ? 2u : 0u, sizeof(vk_push_mul_mat), spec, 4, err);
     if (!p) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
     vk_buffer *bufs[] = {w, x, y};
     /* every token tile reads the whole matrix */

@@ -5,7 +5,7 @@
  * request:
  *
  *   cmake --build build --target bench_vk_kernels
- *   build/bench_vk_kernels [rows cols n_tok reps [type [device]]]
+ *   build/bench_vk_kernels [rows cols n_tok reps [type [device]]]   (types whose block divides cols)
  *       (default 1024 1024 64 7, all types, device "0")
  *
  * Each figure is the median of `reps` steps, each step holding 4 dispatches
@@ -62,8 +62,8 @@ int main(int argc, char **argv) {
     uint32_t n_tok = argc > 3 ? (uint32_t)atol(argv[3]) : 64;
     int reps = argc > 4 ? atoi(argv[4]) : 7;
     const char *only = argc > 5 ? argv[5] : NULL, *dev = argc > 6 ? argv[6] : "0";
-    if (!rows || !cols || cols % 256 || n_tok < 2 || reps < 1 || reps > 99) {
-        fprintf(stderr, "usage: %s [rows cols(multiple of 256) n_tok(>= 2) reps(1-99) [type [device]]]\n", argv[0]);
+    if (!rows || !cols || cols % 32 || n_tok < 2 || reps < 1 || reps > 99) {
+        fprintf(stderr, "usage: %s [rows cols(multiple of 32) n_tok(>= 2) reps(1-99) [type [device]]]\n", argv[0]);
         return 2;
     }
     sluice_error err = {0};
@@ -88,6 +88,7 @@ int main(int argc, char **argv) {
     }
     for (int t = 0; t < QT_COUNT; t++) {
         if (!vk_mul_mat_supports((qtype)t) || (only && strcmp(only, qtype_get((qtype)t)->name))) continue;
+        if (cols % qtype_get((qtype)t)->block) continue; /* K-quants need whole 256-blocks */
         uint64_t rb = 0;
         qtype_row_bytes((qtype)t, cols, &rb);
         uint64_t wbytes = (rb * rows + 3) / 4 * 4;

@@ -28,7 +28,8 @@ static int cmp_double(const void *a, const void *b) {
 
 /* Tokens/s of n_gen steps of n_seq sequences after 16-token prompts, the
  * median of reps runs (each on fresh sequences). */
-static double batch_run(sess *s, uint32_t V, uint32_t n_seq, uint32_t n_gen, long reps, sluice_error *err) {
+static double batch_run(sess *s, engine *eng, bool profile, uint32_t V, uint32_t n_seq, uint32_t n_gen, long reps,
+                        sluice_error *err) {
     sess_entry *e = malloc(sizeof *e * n_seq * 16);
     int32_t *ids = malloc(sizeof *ids * n_seq);
     float *lg = malloc(sizeof(float) * V * n_seq);
@@ -42,12 +43,14 @@ static double batch_run(sess *s, uint32_t V, uint32_t n_seq, uint32_t n_gen, lon
             for (uint32_t k = 0; k < 16; k++) e[q * 16 + k] = (sess_entry){ids[q], (int32_t)(lcg(&x) % V), k == 15};
         }
         if (sess_decode(s, e, n_seq * 16, lg, err)) goto out;
+        if (profile && r == reps - 1) engine_profile_enable(eng, true); /* the last run's generation steps */
         double t0 = cli_now();
         for (uint32_t g = 0; g < n_gen; g++) {
             for (uint32_t q = 0; q < n_seq; q++) e[q] = (sess_entry){ids[q], (int32_t)(lcg(&x) % V), true};
             if (sess_decode(s, e, n_seq, lg, err)) goto out;
         }
         double dt = cli_now() - t0;
+        if (profile && r == reps - 1) engine_profile_enable(eng, false);
         if (r >= 0) runs[r] = (double)n_seq * n_gen / dt;
         for (uint32_t q = 0; q < n_seq; q++) sess_seq_free(s, ids[q]);
     }
@@ -58,7 +61,7 @@ out:
     return med;
 }
 
-int bench_batch(const cli_opts *o_in, const char *list, long n_gen, long reps) {
+int bench_batch(const cli_opts *o_in, const char *list, long n_gen, long reps, bool profile) {
     uint32_t sizes[32], n_sizes = 0, max_n = 0;
     for (const char *p = list; *p && n_sizes < 32;) {
         char *end;
@@ -90,11 +93,17 @@ int bench_batch(const cli_opts *o_in, const char *list, long n_gen, long reps) {
     printf("|---|---|---|---|---|\n");
     double one = 0;
     for (uint32_t k = 0; k < n_sizes; k++) {
-        double t = batch_run(s, m->hp.n_vocab, sizes[k], (uint32_t)n_gen, reps, &err);
+        if (profile) engine_profile_reset(e);
+        double t = batch_run(s, e, profile, m->hp.n_vocab, sizes[k], (uint32_t)n_gen, reps, &err);
         if (t < 0) goto out;
         if (k == 0 || sizes[k] == 1) one = sizes[k] == 1 ? t : one;
-        printf("| %s | %s | %u | %.1f | %s%.2f |\n", base, engine_describe(e), sizes[k], t, one ? "" : "~",
-               one ? t / one : 0.0);
+        if (one) printf("| %s | %s | %u | %.1f | %.2f |\n", base, engine_describe(e), sizes[k], t, t / one);
+        else printf("| %s | %s | %u | %.1f | - |\n", base, engine_describe(e), sizes[k], t);
+        if (profile) {
+            printf("\nbatch %u profile (the last run's %ld generation steps):\n", sizes[k], n_gen);
+            engine_profile_report(e, stdout, false);
+            printf("\n");
+        }
         fflush(stdout);
     }
     rc = 0;

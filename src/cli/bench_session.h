@@ -5,8 +5,9 @@
 #include "cli/cli.h"
 
 /* Aggregate generation tokens/s for each batch size in list ("1,4,16"),
- * n_gen steps each, median of reps. Returns the process exit code. */
-int bench_batch(const cli_opts *o, const char *list, long n_gen, long reps);
+ * n_gen steps each, median of reps; with profile (Vulkan), the profile of
+ * each size's last run. Returns the process exit code. */
+int bench_batch(const cli_opts *o, const char *list, long n_gen, long reps, bool profile);
 /* The label micro-benchmark: n_items through sessions, the first
  * n_generic the generic way. Returns the process exit code. */
 int bench_labels(const cli_opts *o, long n_items, long n_generic);

@@ -69,7 +69,7 @@ int cmd_bench(int argc, char **argv) {
             return strcmp(a, "-h") && strcmp(a, "--help") ? 2 : 0;
         }
     }
-    if (batch) return bench_batch(&o, batch, gen_given ? n_gen : 32, reps);
+    if (batch) return bench_batch(&o, batch, gen_given ? n_gen : 32, reps, profile);
     if (label_bench) return bench_labels(&o, label_items, label_generic);
     uint32_t need = (uint32_t)(n_prompt > n_gen ? n_prompt : n_gen);
     if (!o.ctx) o.ctx = need ? need : 1;

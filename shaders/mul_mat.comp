@@ -58,7 +58,7 @@ layout(binding = 1, std140) uniform XU { vec4 xu[4096]; };
 #else
 layout(binding = 1) readonly buffer X { float x[]; };
 #endif
-layout(binding = 2) writeonly buffer Y { float y[]; };
+layout(binding = 2) buffer Y { float y[]; };
 
 layout(push_constant) uniform P {
     uint rows;
@@ -72,7 +72,9 @@ layout(push_constant) uniform P {
     uint y_stride;   // floats from one token's y to the next
     uint row0;       // first row of this dispatch
     uint tok0;       // first token of this dispatch
-    uint pad;
+    uint accumulate; // LANE_ROWS: 1: y += the products (a column part after the first)
+    uint u0, u1;     // LANE_ROWS: the 32-column units of this dispatch (a column part)
+    uint pad0, pad1;
 } p;
 
 #include "common/wq.glsl"
@@ -108,7 +110,7 @@ void main() {
         for (uint r = 0u; r < LANE_R; r++) wrow[r] = p.w_off + min(rbase + r * BLOCK + tid, p.rows - 1u) * p.row_bytes;
         float acc[LANE_R * 16u];
         for (uint i = 0u; i < LANE_R * TOKS; i++) acc[i] = 0.0;
-        for (uint u = 0u; u < n_units; u++) {
+        for (uint u = p.u0; u < p.u1; u++) {
             float v[LANE_R * 32u];
             for (uint r = 0u; r < LANE_R; r++) {
                 float vr[32];
@@ -120,9 +122,9 @@ void main() {
             // from fusing differently in the two variants, so a token's
             // result is the same bits through either (batch invariance).
 #ifdef X_UBO
-            // the window starts at token tok0; x_off, x_stride and cols are
-            // multiples of 4 (vk_op_mul_mat checks)
-            const uint xc = (p.x_off + (t0 - p.tok0) * p.x_stride + 32u * u) >> 2;
+            // the window starts at token tok0 and unit u0; x_off, x_stride
+            // and cols are multiples of 4 (vk_op_mul_mat checks)
+            const uint xc = (p.x_off + (t0 - p.tok0) * p.x_stride + 32u * (u - p.u0)) >> 2;
 #else
             const uint xc = p.x_off + t0 * p.x_stride + 32u * u;
             const uint ne = min(32u, p.cols - 32u * u);  // < 32: the plain types' last unit
@@ -148,7 +150,10 @@ void main() {
         for (uint r = 0u; r < LANE_R; r++) {
             const uint row = rbase + r * BLOCK + tid;
             if (row < p.rows)
-                for (uint j = 0u; j < nt; j++) y[p.y_off + (t0 + j) * p.y_stride + row] = acc[r * TOKS + j];
+                for (uint j = 0u; j < nt; j++) {
+                    const uint yi = p.y_off + (t0 + j) * p.y_stride + row;
+                    y[yi] = p.accumulate != 0u ? y[yi] + acc[r * TOKS + j] : acc[r * TOKS + j];
+                }
         }
         return;
     }

@@ -949,6 +949,17 @@ static void check_mul_mat(qtype t, const uint32_t *cols, size_t n_cols, double l
                 worst = fmax(worst, mm_run(d_tiled, &c, limit, &r2));
                 worst_half = fmax(worst_half, mm_run(d_half, &c, half ? MM_NMSE_FP16 : limit, &r3));
             }
+    /* rows wider than one column part (1024) on CPU devices: the columns go
+     * in parts through a compact copy; aligned x, tight and padded strides */
+    static const uint32_t wide_rows[] = {7, 130}, wide_toks[] = {1, 16, 33};
+    for (size_t ri = 0; ri < N_OF(wide_rows); ri++)
+        for (size_t ti = 0; ti < N_OF(wide_toks); ti++) {
+            mm_case c = {.t = t, .rows = wide_rows[ri], .cols = 1536, .n_tok = wide_toks[ti]};
+            c.x_stride = c.cols + (ti == 2 ? 8 : 0), c.y_stride = c.rows, c.x_off = ti == 2 ? 4 : 0;
+            tu_rng r2 = rng;
+            worst = fmax(worst, mm_run(d, &c, limit, &rng));
+            worst = fmax(worst, mm_run(d_tiled, &c, limit, &r2));
+        }
     if (verbose())
         fprintf(stderr, "mul_mat %s: worst NMSE %.3g, fp16 tiles %.3g%s\n", qtype_get(t)->name, worst, worst_half,
                 half ? "" : " (no fp16 on this device: float)");

@@ -131,11 +131,76 @@ sluice_status vk_op_mul_mat_vec(vk_device *d, qtype t, vk_buffer *w, uint64_t w_
  * invocations. */
 #define MUL_MAT_LANE_BLOCK 32
 #define MUL_MAT_LANE_R 4 /* rows per invocation: BLOCK * R rows per workgroup */
+#define MUL_MAT_PART_COLS 1024 /* widest column part: TOKS tokens of it fill the 64 KiB window */
+#define MUL_MAT_MAX_PARTS 16   /* rows up to 16384 columns go in parts */
 #define MUL_MAT_LANE_TOKS 16
 #define MUL_MAT_TILE_ROWS 64
 #define MUL_MAT_TILE_TOKS 32
 
 bool vk_mul_mat_supports(qtype t) { return vk_mul_mat_vec_supports(t); }
+
+/* vk_op_mul_mat's column parts on CPU devices (see there): per group of
+ * MUL_MAT_LANE_TOKS tokens, every part's columns copied compactly into
+ * d->mm_scratch (one region per part), a barrier, then one dispatch per
+ * part, the first writing y and the others adding to it, with barriers
+ * between. Arguments already checked. */
+static sluice_status mul_mat_parts(vk_device *d, const mmv_type *mt, vk_buffer *w, uint64_t w_off, vk_buffer *x,
+                                   uint64_t x_off, uint32_t x_stride, vk_buffer *y, uint64_t y_off, uint32_t y_stride,
+                                   uint32_t rows, uint32_t cols, uint32_t n_tok, uint64_t row_bytes, uint32_t n_parts,
+                                   sluice_error *err) {
+    const uint64_t part_bytes = (uint64_t)MUL_MAT_LANE_TOKS * MUL_MAT_PART_COLS * 4;
+    sluice_status st;
+    if (!d->mm_scratch &&
+        (st = vk_buffer_create(d, part_bytes * MUL_MAT_MAX_PARTS, VK_MEM_DEVICE, &d->mm_scratch, err)) != SLUICE_OK)
+        return st;
+    /* part boundaries on whole weight blocks */
+    uint32_t blk = mt->block < 32 ? 32 : mt->block, per = (cols / n_parts + blk - 1) / blk * blk;
+    const uint32_t spec[] = {MUL_MAT_LANE_BLOCK, MUL_MAT_LANE_TOKS, 1, MUL_MAT_LANE_R};
+    vk_pipeline *p = vk_pipeline_get_ubo(d, mt->mul_mat_ubo, 3, 2u, sizeof(vk_push_mul_mat), spec, 4, err);
+    if (!p) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
+    vk_buffer *bufs[] = {w, d->mm_scratch, y};
+    const uint32_t tile_r = MUL_MAT_LANE_BLOCK * MUL_MAT_LANE_R;
+    vk_step_note_weight_bytes(d, row_bytes * rows * ((n_tok + MUL_MAT_LANE_TOKS - 1) / MUL_MAT_LANE_TOKS));
+    uint64_t max_r = (uint64_t)d->info.max_wg_count[0] * tile_r;
+    for (uint32_t t0 = 0; t0 < n_tok; t0 += MUL_MAT_LANE_TOKS) {
+        uint32_t nt = n_tok - t0 < MUL_MAT_LANE_TOKS ? n_tok - t0 : MUL_MAT_LANE_TOKS;
+        vk_step_barrier(d); /* earlier readers of the scratch are done */
+        for (uint32_t q = 0, c0 = 0; c0 < cols; q++, c0 += per) {
+            uint32_t pc_cols = cols - c0 < per ? cols - c0 : per;
+            st = vk_op_copy_regions(d, x, (x_off + (uint64_t)t0 * x_stride + c0) * 4, (uint64_t)x_stride * 4,
+                                    d->mm_scratch, q * part_bytes, (uint64_t)pc_cols * 4, (uint64_t)pc_cols * 4, nt,
+                                    err);
+            if (st != SLUICE_OK) return st;
+        }
+        vk_step_barrier(d);
+        for (uint32_t q = 0, c0 = 0; c0 < cols; q++, c0 += per) {
+            uint32_t pc_cols = cols - c0 < per ? cols - c0 : per;
+            uint64_t offs[3] = {0, q * part_bytes, 0}, ranges[3] = {0, (uint64_t)nt * pc_cols * 4, 0};
+            if (q) vk_step_barrier(d); /* the previous part's y */
+            for (uint64_t r0 = 0; r0 < rows; r0 += max_r) {
+                uint64_t nr = rows - r0 < max_r ? rows - r0 : max_r;
+                vk_push_mul_mat pc = {.rows = rows,
+                                      .cols = cols,
+                                      .n_tok = n_tok,
+                                      .row_bytes = (uint32_t)row_bytes,
+                                      .w_off = (uint32_t)w_off,
+                                      .x_off = 0,
+                                      .x_stride = pc_cols,
+                                      .y_off = (uint32_t)y_off,
+                                      .y_stride = y_stride,
+                                      .row0 = (uint32_t)r0,
+                                      .tok0 = t0,
+                                      .accumulate = q > 0,
+                                      .u0 = c0 / 32,
+                                      .u1 = (c0 + pc_cols) / 32};
+                st = vk_record_dispatch_ranges(d, p, bufs, offs, ranges, &pc, (uint32_t)((nr + tile_r - 1) / tile_r), 1,
+                                               1, err);
+                if (st != SLUICE_OK) return st;
+            }
+        }
+    }
+    return SLUICE_OK;
+}
 
 sluice_status vk_op_mul_mat(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off, vk_buffer *x, uint64_t x_off,
                             uint32_t x_stride, vk_buffer *y, uint64_t y_off, uint32_t y_stride, uint32_t rows,
@@ -180,6 +245,17 @@ sluice_status vk_op_mul_mat(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off,
         win_tok = (ubo_max - (align - 4) - (uint64_t)cols * 4) / ((uint64_t)x_stride * 4) + 1;
         if (win_tok > tile_t) win_tok -= win_tok % tile_t; /* whole token groups */
     }
+    /* Wide rows on CPU devices: a uniform-buffer window of whole rows holds
+     * too few tokens (cols > MUL_MAT_PART_COLS), so the columns go in parts
+     * of at most that many, each part's activations for a group of TOKS
+     * tokens copied compactly into a scratch buffer first; later parts add
+     * into y. The split depends on cols only, never on n_tok, so results
+     * stay batch-invariant. */
+    uint32_t n_parts = (cols + MUL_MAT_PART_COLS - 1) / MUL_MAT_PART_COLS;
+    if (lane && n_parts > 1 && n_parts <= MUL_MAT_MAX_PARTS && ((x_off | x_stride) & 3) == 0 && cols % 32 == 0 &&
+        align <= 256 && (uint64_t)MUL_MAT_LANE_TOKS * MUL_MAT_PART_COLS * 4 <= ubo_max)
+        return mul_mat_parts(d, mt, w, w_off, x, x_off, x_stride, y, y_off, y_stride, rows, cols, n_tok, row_bytes,
+                             n_parts, err);
     vk_shader_id id = win_tok ? mt->mul_mat_ubo : !lane && d->caps.fp16 ? mt->mul_mat_f16 : mt->mul_mat;
     vk_pipeline *p = vk_pipeline_get_ubo(d, id, 3, win_tok ? 2u : 0u, sizeof(vk_push_mul_mat), spec, 4, err);
     if (!p) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
@@ -211,7 +287,8 @@ sluice_status vk_op_mul_mat(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off,
                                   .y_off = (uint32_t)y_off,
                                   .y_stride = y_stride,
                                   .row0 = (uint32_t)r0,
-                                  .tok0 = (uint32_t)t0};
+                                  .tok0 = (uint32_t)t0,
+                                  .u1 = (cols + 31) / 32};
             sluice_status st = vk_record_dispatch_ranges(d, p, bufs, offs, ranges, &pc,
                                                          (uint32_t)((nr + tile_r - 1) / tile_r),
                                                          (uint32_t)((nt + tile_t - 1) / tile_t), 1, err);
@@ -547,6 +624,7 @@ sluice_status vk_op_attention_paged(vk_device *d, bool f16, vk_buffer *q, vk_buf
 sluice_status vk_op_copy_regions(vk_device *d, vk_buffer *src, uint64_t src_off, uint64_t src_stride, vk_buffer *dst,
                                  uint64_t dst_off, uint64_t dst_stride, uint64_t n, uint32_t n_regions,
                                  sluice_error *err) {
+    VK_ASSERT(d->recording);
     if (!n || !n_regions) return SLUICE_OK;
     uint64_t last_s = src_off + (uint64_t)(n_regions - 1) * src_stride + n;
     uint64_t last_d = dst_off + (uint64_t)(n_regions - 1) * dst_stride + n;

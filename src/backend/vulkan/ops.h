@@ -68,9 +68,11 @@ typedef struct vk_push_mul_mat {
     uint32_t y_stride;  /* floats from one token's y to the next */
     uint32_t row0;      /* first row of this dispatch */
     uint32_t tok0;      /* first token of this dispatch */
-    uint32_t pad;
+    uint32_t accumulate; /* lane rows: 1: y += the products */
+    uint32_t u0, u1;    /* lane rows: the 32-column units of this dispatch */
+    uint32_t pad[2];
 } vk_push_mul_mat;
-_Static_assert(sizeof(vk_push_mul_mat) == 48, "mul_mat push constants");
+_Static_assert(sizeof(vk_push_mul_mat) == 64, "mul_mat push constants");
 
 /* True when vk_op_mul_mat takes weights of type t (the types of
  * vk_mul_mat_vec_supports). */

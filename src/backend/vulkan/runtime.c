@@ -136,6 +136,7 @@ void vk_device_destroy(vk_device *d) {
     if (d->dev) {
         d->vk.vkDeviceWaitIdle(d->dev);
         vk_pipelines_destroy(d);
+        vk_buffer_destroy(d, d->mm_scratch);
         vk_pcache_close(d);
         vk_profile_destroy(d);
         if (d->fence) d->vk.vkDestroyFence(d->dev, d->fence, NULL);

@@ -39,6 +39,7 @@ typedef struct vk_pipeline {
 typedef struct vk_profile vk_profile; /* profile.c */
 
 struct vk_device {
+    vk_buffer *mm_scratch;      /* mul_mat's compacted activations (ops.c), NULL until needed */
     vk_instance *inst;          /* not owned */
     vk_device_info info;        /* copy of the physical device's */
     vk_kernel_caps caps;

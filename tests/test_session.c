@@ -213,6 +213,52 @@ Test(session, continuous_batch_equals_alone_vulkan, .timeout = 600) {
     check_continuous("Q4_K");
 }
 
+/* 70 sequences of 3 to 5 tokens in one batch of ~280 entries: more than a
+ * step holds (chunks of the engine's batch) and, on Vulkan, more distinct
+ * sequences than one chunk's table list (64): each sequence's last logits
+ * equal the sequence alone. */
+static void many_sequences_one_batch(void) {
+    char *path = gen_model(16, NULL);
+    fixture f = open_fixture(path, 2048, false);
+    sluice_error err = {0};
+    enum { NS = 70 };
+    int32_t toks[NS][5], id[NS];
+    uint32_t len[NS];
+    sess_entry *b = malloc(sizeof *b * NS * 5);
+    uint32_t nb = 0;
+    for (int q = 0; q < NS; q++) {
+        len[q] = 3 + (uint32_t)q % 3;
+        rand_tokens(toks[q], len[q], f.V, 300 + q);
+        cr_assert_eq(sess_seq_new(f.s, &id[q], &err), SLUICE_OK, "%s", err.msg);
+    }
+    /* interleaved: token k of every sequence, then token k + 1 */
+    for (uint32_t k = 0; k < 5; k++)
+        for (int q = 0; q < NS; q++)
+            if (k < len[q]) b[nb++] = (sess_entry){id[q], toks[q][k], k + 1 == len[q]};
+    float *rows = malloc(sizeof(float) * f.V * NS);
+    cr_assert_eq(sess_decode(f.s, b, nb, rows, &err), SLUICE_OK, "%s", err.msg);
+    /* logits rows come in batch order: sequences of 3 tokens first, then 4, then 5 */
+    uint32_t r = 0;
+    for (uint32_t k = 0; k < 5; k++)
+        for (int q = 0; q < NS; q++)
+            if (k + 1 == len[q]) {
+                float *ref = alone(f.m, toks[q], len[q]);
+                double e = tu_nmse(rows + (size_t)r++ * f.V, ref + (size_t)(len[q] - 1) * f.V, f.V);
+                cr_assert_lt(e, SESS_NMSE, "sequence %d: NMSE %g vs alone", q, e);
+                free(ref);
+            }
+    cr_assert_eq(r, NS);
+    free(rows), free(b);
+    close_fixture(&f);
+    remove(path);
+    free(path);
+}
+Test(session, many_sequences_one_batch) { many_sequences_one_batch(); }
+Test(session, many_sequences_one_batch_vulkan, .timeout = 600) {
+    use_vulkan();
+    many_sequences_one_batch();
+}
+
 /* A 20-token parent (its second block half full) forked three times; each
  * child appends its own tokens, the parent too. All five histories equal
  * their sequences alone, and the forks shared the parent's full block. */

@@ -615,7 +615,9 @@ sluice_status vkf_decode(vkf_ctx *c, const fwd_tok *tok, uint32_t n, float *logi
     const uint32_t P = c->n_batch, V = hp->n_vocab;
     uint32_t *io = c->io_host, *tables = io + 6 * P;
     for (uint32_t i0 = 0; i0 < n && st == SLUICE_OK;) {
-        /* a chunk: up to n_batch tokens whose block tables fit tbl_cap */
+        /* A chunk: up to n_batch tokens; the block table of each distinct
+         * sequence in it (up to its highest position in the chunk) is
+         * packed after the fixed arrays, all tables within tbl_cap. */
         uint32_t k = 0, used = 0, n_out = 0;
         const uint32_t *tbl_ptr[64];
         uint32_t tbl_off[64], tbl_len[64], n_tbl = 0;
@@ -623,23 +625,11 @@ sluice_status vkf_decode(vkf_ctx *c, const fwd_tok *tok, uint32_t n, float *logi
             const fwd_tok *t = &tok[i0 + k];
             uint32_t need = t->pos / VK_KV_BLOCK + 1, j = 0;
             while (j < n_tbl && tbl_ptr[j] != t->blocks) j++;
-            if (j == n_tbl) { /* a new sequence in this chunk */
-                if (n_tbl == 64 || used + need > c->tbl_cap) break;
-                tbl_ptr[j] = t->blocks, tbl_off[j] = used, tbl_len[j] = 0, n_tbl++;
-                used += need; /* reserve up to this token; a later token of it may need more */
-            }
-            if (need > tbl_len[j]) {
-                if (j + 1 != n_tbl && need > tbl_len[j]) {
-                    /* grows a table that is not the last: move it to the end */
-                    if (used + need > c->tbl_cap) break;
-                    tbl_off[j] = used, used += need;
-                } else if (tbl_off[j] + need > c->tbl_cap) {
-                    break;
-                } else if (tbl_off[j] + need > used) {
-                    used = tbl_off[j] + need;
-                }
-                tbl_len[j] = need;
-            }
+            uint32_t grow = j == n_tbl ? need : need > tbl_len[j] ? need - tbl_len[j] : 0;
+            if ((j == n_tbl && n_tbl == 64) || used + grow > c->tbl_cap) break;
+            if (j == n_tbl) tbl_ptr[n_tbl] = t->blocks, tbl_len[n_tbl++] = 0;
+            used += grow;
+            if (need > tbl_len[j]) tbl_len[j] = need;
             io[k] = (uint32_t)t->token;
             io[P + k] = t->pos;
             io[2 * P + k] = slot_of(t->blocks, t->pos);
@@ -650,6 +640,7 @@ sluice_status vkf_decode(vkf_ctx *c, const fwd_tok *tok, uint32_t n, float *logi
         }
         if (!k) return sluice_fail(err, SLUICE_ERR_RANGE, "vkf_decode: one token's block table exceeds %u entries",
                                    c->tbl_cap);
+        for (uint32_t j = 0, off = 0; j < n_tbl; off += tbl_len[j++]) tbl_off[j] = off;
         for (uint32_t t = 0; t < k; t++) io[4 * P + 2 * t + 1] = 6 * P + tbl_off[io[4 * P + 2 * t + 1]];
         for (uint32_t j = 0; j < n_tbl; j++) memcpy(tables + tbl_off[j], tbl_ptr[j], sizeof(uint32_t) * tbl_len[j]);
         if (n_out > 1 && (st = logits_room(c, n_out, true, err)) != SLUICE_OK) break;

@@ -310,9 +310,13 @@ static void attn_task(void *ctx, int task, int thread) {
     float *s = c->scores + (size_t)thread * c->n_slots;
     float scale = 1.0f / sqrtf((float)hd), mx = -INFINITY;
     const uint8_t *kb = c->k_cache[j->layer] + hk * hd * c->kv_elem;
-    for (uint32_t p = 0; p < n_kv; p++) {
-        s[p] = c->kv_dot(hd, kb + (size_t)kv_slot(tk->blocks, p) * kvdim * c->kv_elem, q) * scale;
-        if (s[p] > mx) mx = s[p];
+    for (uint32_t p0 = 0; p0 < n_kv; p0 += FWD_KV_BLOCK) { /* block by block: no per-position lookup */
+        const uint8_t *kr = kb + (size_t)tk->blocks[p0 / FWD_KV_BLOCK] * FWD_KV_BLOCK * kvdim * c->kv_elem;
+        uint32_t p1 = n_kv - p0 < FWD_KV_BLOCK ? n_kv : p0 + FWD_KV_BLOCK;
+        for (uint32_t p = p0; p < p1; p++, kr += kvdim * c->kv_elem) {
+            s[p] = c->kv_dot(hd, kr, q) * scale;
+            if (s[p] > mx) mx = s[p];
+        }
     }
     double sum = 0;
     for (uint32_t p = 0; p < n_kv; p++) { s[p] = expf(s[p] - mx); sum += s[p]; }

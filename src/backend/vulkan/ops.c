@@ -504,6 +504,36 @@ sluice_status vk_op_kv_store(vk_device *d, bool f16, vk_buffer *k, vk_buffer *v,
 #define ATTENTION_BLOCK 64   /* power of two: positions per tile, invocations per workgroup */
 #define ATTENTION_HD_MAX 256 /* shaders/attention.comp's HD_MAX */
 
+/* The head shapes every attention variant takes. */
+static sluice_status attention_heads_ok(vk_device *d, uint32_t head_dim, uint32_t n_head, uint32_t n_head_kv,
+                                        sluice_error *err) {
+    if (!head_dim || head_dim > ATTENTION_HD_MAX || !n_head_kv || n_head % n_head_kv)
+        return sluice_fail(err, SLUICE_ERR_ARG, "attention: head_dim %u (1..%u) or heads %u / %u (a multiple) not supported",
+                           head_dim, ATTENTION_HD_MAX, n_head, n_head_kv);
+    if (n_head > d->info.max_wg_count[0])
+        return sluice_fail(err, SLUICE_ERR_ARG, "attention: %u heads too many for one dispatch", n_head);
+    return SLUICE_OK;
+}
+
+/* Records attention shader `id` over n_tok tokens: workgroups (head,
+ * token, z < n_z), dispatches split over tokens at the device's limit;
+ * pc holds everything but tok0. */
+static sluice_status attention_dispatch(vk_device *d, vk_shader_id id, vk_buffer *const *bufs, uint32_t n_bufs,
+                                        vk_push_attention pc, uint32_t n_z, sluice_error *err) {
+    const uint32_t spec[] = {ATTENTION_BLOCK};
+    vk_pipeline *p = vk_pipeline_get(d, id, n_bufs, sizeof(vk_push_attention), spec, 1, err);
+    if (!p) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
+    pc.scale = 1.0f / sqrtf((float)pc.head_dim);
+    uint32_t max_y = d->info.max_wg_count[1];
+    for (uint32_t tok0 = 0; tok0 < pc.n_tok; tok0 += max_y) {
+        pc.tok0 = tok0;
+        sluice_status st =
+            vk_record_dispatch(d, p, bufs, &pc, pc.n_head, pc.n_tok - tok0 < max_y ? pc.n_tok - tok0 : max_y, n_z, err);
+        if (st != SLUICE_OK) return st;
+    }
+    return SLUICE_OK;
+}
+
 sluice_status vk_op_attention(vk_device *d, bool f16, vk_buffer *q, vk_buffer *kc, uint64_t k_off, vk_buffer *vc,
                               uint64_t v_off, vk_buffer *o, uint32_t head_dim, uint32_t n_head, uint32_t n_head_kv,
                               uint32_t n_tok, uint32_t pos0, uint32_t n_ctx, sluice_error *err) {
@@ -519,9 +549,8 @@ sluice_status vk_op_attention_split(vk_device *d, bool f16, vk_buffer *q, vk_buf
                                     uint64_t v_off, vk_buffer *o, vk_buffer *part, uint32_t head_dim, uint32_t n_head,
                                     uint32_t n_head_kv, uint32_t n_tok, uint32_t pos0, uint32_t n_ctx,
                                     uint32_t kv_chunk, sluice_error *err) {
-    if (!head_dim || head_dim > ATTENTION_HD_MAX || !n_head_kv || n_head % n_head_kv)
-        return sluice_fail(err, SLUICE_ERR_ARG, "attention: head_dim %u (1..%u) or heads %u / %u (a multiple) not supported",
-                           head_dim, ATTENTION_HD_MAX, n_head, n_head_kv);
+    sluice_status st = attention_heads_ok(d, head_dim, n_head, n_head_kv, err);
+    if (st != SLUICE_OK) return st;
     if (!n_tok || !n_head) return SLUICE_OK;
     if ((uint64_t)pos0 + n_tok > n_ctx)
         return sluice_fail(err, SLUICE_ERR_ARG, "attention: positions %u..%u outside a %u-position cache", pos0,
@@ -534,49 +563,37 @@ sluice_status vk_op_attention_split(vk_device *d, bool f16, vk_buffer *q, vk_buf
         v_off + cache > UINT32_MAX || qo / sizeof(float) > UINT32_MAX)
         return sluice_fail(err, SLUICE_ERR_ARG, "attention: %u tokens x %u heads x %u or a %u-position cache do not fit their buffers",
                            n_tok, n_head, head_dim, n_ctx);
-    if (n_head > d->info.max_wg_count[0])
-        return sluice_fail(err, SLUICE_ERR_ARG, "attention: %u heads too many for one dispatch", n_head);
     uint32_t n_split = vk_attention_splits(n_tok, pos0, kv_chunk);
     uint64_t part_floats = (uint64_t)n_tok * n_head * n_split * (head_dim + 2);
     if (kv_chunk && (!part || part_floats * sizeof(float) > part->size || n_split > d->info.max_wg_count[2]))
         return sluice_fail(err, SLUICE_ERR_ARG, "attention: %u chunks of %u positions need a partials buffer of %llu "
                            "floats",
                            n_split, kv_chunk, (unsigned long long)part_floats);
-    const uint32_t spec[] = {ATTENTION_BLOCK};
     vk_shader_id id = f16 ? (d->caps.subgroups ? VK_SHADER_ATTENTION_F16_SUBGROUP : VK_SHADER_ATTENTION_F16)
                           : (d->caps.subgroups ? VK_SHADER_ATTENTION_F32_SUBGROUP : VK_SHADER_ATTENTION_F32);
-    vk_pipeline *p = vk_pipeline_get(d, id, 5, sizeof(vk_push_attention), spec, 1, err);
-    if (!p) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
     vk_buffer *bufs[] = {q, kc, vc, o, kv_chunk ? part : o}; /* unsplit: binding 4 unused */
-    uint32_t max_y = d->info.max_wg_count[1];
-    for (uint32_t tok0 = 0; tok0 < n_tok; tok0 += max_y) {
-        uint32_t n = n_tok - tok0 < max_y ? n_tok - tok0 : max_y;
-        vk_push_attention pc = {.head_dim = head_dim,
-                                .n_head = n_head,
-                                .n_head_kv = n_head_kv,
-                                .n_tok = n_tok,
-                                .pos0 = pos0,
-                                .n_ctx = n_ctx,
-                                .k_off = (uint32_t)k_off,
-                                .v_off = (uint32_t)v_off,
-                                .tok0 = tok0,
-                                .scale = 1.0f / sqrtf((float)head_dim),
-                                .kv_chunk = kv_chunk};
-        sluice_status st = vk_record_dispatch(d, p, bufs, &pc, n_head, n, n_split, err);
-        if (st != SLUICE_OK) return st;
-    }
-    if (!kv_chunk) return SLUICE_OK;
+    vk_push_attention pc = {.head_dim = head_dim,
+                            .n_head = n_head,
+                            .n_head_kv = n_head_kv,
+                            .n_tok = n_tok,
+                            .pos0 = pos0,
+                            .n_ctx = n_ctx,
+                            .k_off = (uint32_t)k_off,
+                            .v_off = (uint32_t)v_off,
+                            .kv_chunk = kv_chunk};
+    if ((st = attention_dispatch(d, id, bufs, 5, pc, n_split, err)) != SLUICE_OK || !kv_chunk) return st;
     /* second pass: merge the chunks of each (token, head) */
     vk_step_barrier(d);
+    const uint32_t spec[] = {ATTENTION_BLOCK};
     vk_pipeline *pm = vk_pipeline_get(d, VK_SHADER_ATTENTION_MERGE, 2, sizeof(vk_push_attention_merge), spec, 1, err);
     if (!pm) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
     vk_buffer *mbufs[] = {part, o};
+    uint32_t max_y = d->info.max_wg_count[1];
     for (uint32_t tok0 = 0; tok0 < n_tok; tok0 += max_y) {
         uint32_t n = n_tok - tok0 < max_y ? n_tok - tok0 : max_y;
-        vk_push_attention_merge pc = {
+        vk_push_attention_merge mc = {
             .head_dim = head_dim, .n_head = n_head, .n_tok = n_tok, .n_split = n_split, .tok0 = tok0};
-        sluice_status st = vk_record_dispatch(d, pm, mbufs, &pc, n_head, n, 1, err);
-        if (st != SLUICE_OK) return st;
+        if ((st = vk_record_dispatch(d, pm, mbufs, &mc, n_head, n, 1, err)) != SLUICE_OK) return st;
     }
     return SLUICE_OK;
 }
@@ -586,9 +603,8 @@ sluice_status vk_op_attention_split(vk_device *d, bool f16, vk_buffer *q, vk_buf
 sluice_status vk_op_attention_paged(vk_device *d, bool f16, vk_buffer *q, vk_buffer *kc, vk_buffer *vc, vk_buffer *o,
                                     vk_buffer *info, uint32_t info_off, uint32_t head_dim, uint32_t n_head,
                                     uint32_t n_head_kv, uint32_t n_tok, uint32_t n_slots, sluice_error *err) {
-    if (!head_dim || head_dim > ATTENTION_HD_MAX || !n_head_kv || n_head % n_head_kv)
-        return sluice_fail(err, SLUICE_ERR_ARG, "attention: head_dim %u (1..%u) or heads %u / %u (a multiple) not supported",
-                           head_dim, ATTENTION_HD_MAX, n_head, n_head_kv);
+    sluice_status st = attention_heads_ok(d, head_dim, n_head, n_head_kv, err);
+    if (st != SLUICE_OK) return st;
     if (!n_tok || !n_head) return SLUICE_OK;
     uint64_t elem = f16 ? 2 : 4, cache = (uint64_t)n_slots * n_head_kv * head_dim;
     uint64_t qo = (uint64_t)n_tok * n_head * head_dim * sizeof(float);
@@ -596,29 +612,12 @@ sluice_status vk_op_attention_paged(vk_device *d, bool f16, vk_buffer *q, vk_buf
         cache > UINT32_MAX || (info_off + 2ull * n_tok) * 4 > info->size || n_slots % VK_KV_BLOCK)
         return sluice_fail(err, SLUICE_ERR_ARG, "attention: %u tokens x %u heads x %u or a %u-slot cache do not fit their buffers",
                            n_tok, n_head, head_dim, n_slots);
-    if (n_head > d->info.max_wg_count[0])
-        return sluice_fail(err, SLUICE_ERR_ARG, "attention: %u heads too many for one dispatch", n_head);
-    const uint32_t spec[] = {ATTENTION_BLOCK};
     vk_shader_id id = f16 ? (d->caps.subgroups ? VK_SHADER_ATTENTION_PAGED_F16_SUBGROUP : VK_SHADER_ATTENTION_PAGED_F16)
                           : (d->caps.subgroups ? VK_SHADER_ATTENTION_PAGED_F32_SUBGROUP : VK_SHADER_ATTENTION_PAGED_F32);
-    vk_pipeline *p = vk_pipeline_get(d, id, 6, sizeof(vk_push_attention), spec, 1, err);
-    if (!p) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
     vk_buffer *bufs[] = {q, kc, vc, o, o, info}; /* binding 4 (split partials) unused */
-    uint32_t max_y = d->info.max_wg_count[1];
-    for (uint32_t tok0 = 0; tok0 < n_tok; tok0 += max_y) {
-        uint32_t n = n_tok - tok0 < max_y ? n_tok - tok0 : max_y;
-        vk_push_attention pc = {.head_dim = head_dim,
-                                .n_head = n_head,
-                                .n_head_kv = n_head_kv,
-                                .n_tok = n_tok,
-                                .n_ctx = n_slots,
-                                .tok0 = tok0,
-                                .scale = 1.0f / sqrtf((float)head_dim),
-                                .info_off = info_off};
-        sluice_status st = vk_record_dispatch(d, p, bufs, &pc, n_head, n, 1, err);
-        if (st != SLUICE_OK) return st;
-    }
-    return SLUICE_OK;
+    vk_push_attention pc = {
+        .head_dim = head_dim, .n_head = n_head, .n_head_kv = n_head_kv, .n_tok = n_tok, .n_ctx = n_slots, .info_off = info_off};
+    return attention_dispatch(d, id, bufs, 6, pc, 1, err);
 }
 
 sluice_status vk_op_copy_regions(vk_device *d, vk_buffer *src, uint64_t src_off, uint64_t src_stride, vk_buffer *dst,

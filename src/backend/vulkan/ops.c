@@ -69,22 +69,34 @@ static const mmv_type mmv_types[QT_COUNT] = {
 
 bool vk_mul_mat_vec_supports(qtype t) { return (unsigned)t < QT_COUNT && mmv_types[t].block; }
 
+/* The weight checks of every op reading a raw GGUF matrix (rows, cols) of
+ * mt's type from byte w_off of w: whole blocks per row, a 4-byte aligned
+ * start, the rows inside w (and 32-bit addressable). Sets *row_bytes. */
+static sluice_status weights_ok(const char *op, const mmv_type *mt, const vk_buffer *w, uint64_t w_off, uint32_t rows,
+                                uint32_t cols, uint64_t *row_bytes, sluice_error *err) {
+    if (cols % mt->block)
+        return sluice_fail(err, SLUICE_ERR_ARG, "%s: %u columns, not a multiple of the block (%u)", op, cols,
+                           mt->block);
+    if (w_off % 4)
+        return sluice_fail(err, SLUICE_ERR_ARG, "%s: weight offset %llu not a multiple of 4", op,
+                           (unsigned long long)w_off);
+    *row_bytes = (uint64_t)cols / mt->block * mt->block_bytes;
+    uint64_t w_end = (w_off + *row_bytes * rows + 3) / 4 * 4;
+    if (w_end > w->size || w_end > UINT32_MAX)
+        return sluice_fail(err, SLUICE_ERR_ARG, "%s: (%u x %u) weights from byte %llu do not fit their buffer", op,
+                           rows, cols, (unsigned long long)w_off);
+    return SLUICE_OK;
+}
+
 sluice_status vk_op_mul_mat_vec(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off, vk_buffer *x, uint64_t x_off,
                                 vk_buffer *y, uint64_t y_off, uint32_t rows, uint32_t cols, sluice_error *err) {
     if (!vk_mul_mat_vec_supports(t))
         return sluice_fail(err, SLUICE_ERR_UNSUPPORTED, "mul_mat_vec: weight type %d not supported", (int)t);
     const mmv_type *mt = &mmv_types[t];
     if (!rows || !cols) return SLUICE_OK;
-    if (cols % mt->block)
-        return sluice_fail(err, SLUICE_ERR_ARG, "mul_mat_vec: %u columns, not a multiple of the block (%u)", cols,
-                           mt->block);
-    if (w_off % 4) return sluice_fail(err, SLUICE_ERR_ARG, "mul_mat_vec: weight offset %llu not a multiple of 4",
-                                      (unsigned long long)w_off);
-    uint64_t row_bytes = (uint64_t)cols / mt->block * mt->block_bytes;
-    uint64_t w_end = (w_off + row_bytes * rows + 3) / 4 * 4;
-    if (w_end > w->size || w_end > UINT32_MAX)
-        return sluice_fail(err, SLUICE_ERR_ARG, "mul_mat_vec: (%u x %u) weights from byte %llu do not fit their buffer",
-                           rows, cols, (unsigned long long)w_off);
+    uint64_t row_bytes;
+    sluice_status cst = weights_ok("mul_mat_vec", mt, w, w_off, rows, cols, &row_bytes, err);
+    if (cst != SLUICE_OK) return cst;
     if ((x_off + cols) * sizeof(float) > x->size || (y_off + rows) * sizeof(float) > y->size)
         return sluice_fail(err, SLUICE_ERR_ARG, "mul_mat_vec: x (%u) or y (%u) does not fit its buffer", cols, rows);
     /* caps.lane_rows (CPU drivers, by quirk): one row per invocation (spec constant 2,
@@ -209,20 +221,12 @@ sluice_status vk_op_mul_mat(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off,
         return sluice_fail(err, SLUICE_ERR_UNSUPPORTED, "mul_mat: weight type %d not supported", (int)t);
     const mmv_type *mt = &mmv_types[t];
     if (!rows || !cols || !n_tok) return SLUICE_OK;
-    if (cols % mt->block)
-        return sluice_fail(err, SLUICE_ERR_ARG, "mul_mat: %u columns, not a multiple of the block (%u)", cols,
-                           mt->block);
-    if (w_off % 4)
-        return sluice_fail(err, SLUICE_ERR_ARG, "mul_mat: weight offset %llu not a multiple of 4",
-                           (unsigned long long)w_off);
+    uint64_t row_bytes;
+    sluice_status cst = weights_ok("mul_mat", mt, w, w_off, rows, cols, &row_bytes, err);
+    if (cst != SLUICE_OK) return cst;
     if (x_stride < cols || y_stride < rows)
         return sluice_fail(err, SLUICE_ERR_ARG, "mul_mat: strides x %u / y %u below the row lengths %u / %u",
                            x_stride, y_stride, cols, rows);
-    uint64_t row_bytes = (uint64_t)cols / mt->block * mt->block_bytes;
-    uint64_t w_end = (w_off + row_bytes * rows + 3) / 4 * 4;
-    if (w_end > w->size || w_end > UINT32_MAX)
-        return sluice_fail(err, SLUICE_ERR_ARG, "mul_mat: (%u x %u) weights from byte %llu do not fit their buffer",
-                           rows, cols, (unsigned long long)w_off);
     uint64_t x_end = x_off + (uint64_t)(n_tok - 1) * x_stride + cols;
     uint64_t y_end = y_off + (uint64_t)(n_tok - 1) * y_stride + rows;
     if (x_end * sizeof(float) > x->size || y_end * sizeof(float) > y->size || x_end > UINT32_MAX ||
@@ -318,17 +322,9 @@ sluice_status vk_op_get_rows_part(vk_device *d, qtype t, vk_buffer *w, uint64_t 
         return sluice_fail(err, SLUICE_ERR_UNSUPPORTED, "get_rows: weight type %d not supported", (int)t);
     const mmv_type *mt = &mmv_types[t];
     if (!n_tok || !cols) return SLUICE_OK;
-    if (cols % mt->block)
-        return sluice_fail(err, SLUICE_ERR_ARG, "get_rows: %u columns, not a multiple of the block (%u)", cols,
-                           mt->block);
-    if (w_off % 4)
-        return sluice_fail(err, SLUICE_ERR_ARG, "get_rows: weight offset %llu not a multiple of 4",
-                           (unsigned long long)w_off);
-    uint64_t row_bytes = (uint64_t)cols / mt->block * mt->block_bytes;
-    uint64_t w_end = (w_off + row_bytes * n_rows + 3) / 4 * 4;
-    if (w_end > w->size || w_end > UINT32_MAX)
-        return sluice_fail(err, SLUICE_ERR_ARG, "get_rows: (%u x %u) weights from byte %llu do not fit their buffer",
-                           n_rows, cols, (unsigned long long)w_off);
+    uint64_t row_bytes;
+    sluice_status cst = weights_ok("get_rows", mt, w, w_off, n_rows, cols, &row_bytes, err);
+    if (cst != SLUICE_OK) return cst;
     uint64_t d_end = d_off + (uint64_t)n_tok * cols;
     if ((ids_off + n_tok) * sizeof(int32_t) > ids->size || d_end * sizeof(float) > dst->size || d_end > UINT32_MAX)
         return sluice_fail(err, SLUICE_ERR_ARG, "get_rows: ids (%u) or rows (%u x %u) do not fit their buffers", n_tok,

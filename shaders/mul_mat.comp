@@ -49,7 +49,15 @@ layout(constant_id = 2) const bool LANE_ROWS = false;
 layout(constant_id = 3) const uint LANE_R = 4;   // LANE_ROWS: rows per invocation, <= 4
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 
+#ifdef W_TEXEL
+// W as a uniform texel buffer of R32_UINT words (CPU devices: llvmpipe
+// fetches texels with one gather per load, storage-buffer words with a
+// loop over the lanes)
+layout(binding = 0) uniform usamplerBuffer wt;
+#define WQ_WORD(i) texelFetch(wt, int(i)).x
+#else
 layout(binding = 0) readonly buffer W { uint wq[]; };
+#endif
 #ifdef X_UBO
 // x as a uniform buffer (bound window of at most 64 KiB): for LANE_ROWS on
 // CPU devices, where a uniform-buffer load at an address shared by all

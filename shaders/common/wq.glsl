@@ -1,20 +1,26 @@
 // common/wq.glsl — reading GGUF weight blocks from a storage buffer of
 // uint32 words (no 8/16-bit storage needed, so every device takes this
 // path). The including shader declares `wq[]` (uint, the raw weight bytes,
-// little-endian) before including this file, and defines one W_<TYPE>
+// little-endian) before including this file, or defines WQ_WORD(i) (word i
+// of the weights: a texel fetch where the weights are a uniform texel
+// buffer, W_TEXEL), and defines one W_<TYPE>
 // (W_F32, W_F16, W_BF16, W_Q4_0, ...). Block layouts: model/quant.h, the ground
 // truth they must match byte for byte.
+
+#ifndef WQ_WORD
+#define WQ_WORD(i) wq[i]
+#endif
 
 // 4 bytes at byte offset off (any alignment), little-endian.
 uint wq_u32(uint off) {
     const uint i = off >> 2, sh = (off & 3u) * 8u;
-    uint v = wq[i] >> sh;
-    if (sh != 0u) v |= wq[i + 1u] << (32u - sh);
+    uint v = WQ_WORD(i) >> sh;
+    if (sh != 0u) v |= WQ_WORD(i + 1u) << (32u - sh);
     return v;
 }
 // 2 bytes at an even byte offset.
-uint wq_u16(uint off) { return (wq[off >> 2] >> ((off & 2u) * 8u)) & 0xffffu; }
-uint wq_u8(uint off) { return (wq[off >> 2] >> ((off & 3u) * 8u)) & 0xffu; }
+uint wq_u16(uint off) { return (WQ_WORD(off >> 2) >> ((off & 2u) * 8u)) & 0xffffu; }
+uint wq_u8(uint off) { return (WQ_WORD(off >> 2) >> ((off & 3u) * 8u)) & 0xffu; }
 // IEEE binary16 at an even byte offset, widened to float.
 float wq_f16(uint off) { return unpackHalf2x16(wq_u16(off)).x; }
 // Byte t (0..3) of word v as a signed int8.
@@ -72,10 +78,10 @@ uvec2 k_scale_min(uint wb, uint j) {
 // Element c of the row starting at byte wrow, widened to float (exact).
 float wq_elem(uint wrow, uint c) {
 #if defined(W_F32)
-    return uintBitsToFloat(wq[(wrow >> 2) + c]);
+    return uintBitsToFloat(WQ_WORD((wrow >> 2) + c));
 #else
     const uint h = (wrow >> 1) + c;  // index in halves
-    const uint bits = (wq[h >> 1] >> ((h & 1u) * 16u)) & 0xffffu;
+    const uint bits = (WQ_WORD(h >> 1) >> ((h & 1u) * 16u)) & 0xffffu;
 #if defined(W_F16)
     return unpackHalf2x16(bits).x;
 #else
@@ -149,9 +155,9 @@ void wq_unit(uint wb, uint j, out float v[32]) {
 #endif
     const uint nib = 4u * (j & 1u);
     for (uint k = 0u; k < 8u; k++) {
-        const uint q = wq[(qs >> 2) + k];
+        const uint q = WQ_WORD((qs >> 2) + k);
 #if defined(W_Q5_K)
-        const uint h = wq[(qh >> 2) + k];
+        const uint h = WQ_WORD((qh >> 2) + k);
 #endif
         for (uint t = 0u; t < 4u; t++) {
             uint b = (q >> (8u * t + nib)) & 15u;
@@ -186,3 +192,111 @@ void wq_unit(uint wb, uint j, out float v[32]) {
 #endif
 }
 #endif
+
+// Elements 32u + 4l .. 32u + 4l + 3 (lane l < 8 of a 32-element unit u) of
+// the row starting at byte wrow, each formed exactly as wq_unit forms it:
+// the 8 lanes of a subgroup together decode one unit, each loading only
+// the words that hold its 4 elements. Plain types: elements at or past
+// cols are 0 (not read).
+vec4 wq_lane4(uint wrow, uint u, uint l, uint cols) {
+    vec4 v = vec4(0.0);
+#if defined(W_F32)
+    const uint c = 32u * u + 4u * l, i = (wrow >> 2) + c;
+    for (uint t = 0u; t < 4u; t++)
+        if (c + t < cols) v[t] = uintBitsToFloat(WQ_WORD(i + t));
+#elif defined(W_F16) || defined(W_BF16)
+    const uint c = 32u * u + 4u * l;
+    for (uint k = 0u; k < 2u; k++) {
+        if (c + 2u * k >= cols) break;
+        const uint h = (wrow >> 1) + c + 2u * k;  // index in halves; an odd one when wrow % 4 == 2
+        uint lo = WQ_WORD(h >> 1), hi = lo;
+        if ((h & 1u) != 0u) {
+            hi = c + 2u * k + 1u < cols ? WQ_WORD((h >> 1) + 1u) : 0u;
+            lo = (lo >> 16) | (hi << 16);
+        }
+        const uint a = lo & 0xffffu, b = c + 2u * k + 1u < cols ? lo >> 16 : 0u;
+#if defined(W_F16)
+        v[2u * k] = unpackHalf2x16(a).x;
+        v[2u * k + 1u] = unpackHalf2x16(b).x;
+#else
+        v[2u * k] = uintBitsToFloat(a << 16);
+        v[2u * k + 1u] = uintBitsToFloat(b << 16);
+#endif
+    }
+#else
+    const uint wb = wrow + (u / WQ_UNITS) * QB_BYTES, j = u % WQ_UNITS;
+#if defined(W_Q4_0) || defined(W_Q4_1) || defined(W_Q5_0) || defined(W_Q5_1)
+    // lanes 0..3: low nibbles of qs bytes 4l..4l+3; lanes 4..7: high nibbles of bytes 4(l-4)..
+#if defined(W_Q4_0)
+    const uint qs = wb + 2u;
+#elif defined(W_Q4_1)
+    const uint qs = wb + 4u;
+#elif defined(W_Q5_0)
+    const uint qs = wb + 6u, qh = wq_u32(wb + 2u);
+#else
+    const uint qs = wb + 8u, qh = wq_u32(wb + 4u);
+#endif
+    const float dd = wq_f16(wb);
+#if defined(W_Q4_1) || defined(W_Q5_1)
+    const float m = wq_f16(wb + 2u);
+#endif
+    const uint q = wq_u32(qs + 4u * (l & 3u)), nib = 4u * (l >> 2);
+    for (uint t = 0u; t < 4u; t++) {
+        uint b = (q >> (8u * t + nib)) & 15u;
+#if defined(W_Q5_0) || defined(W_Q5_1)
+        b |= ((qh >> (4u * l + t)) & 1u) << 4;
+#endif
+#if defined(W_Q4_1) || defined(W_Q5_1)
+        precise float y = dd * float(b) + m;
+#elif defined(W_Q4_0)
+        precise float y = dd * float(int(b) - 8);
+#else
+        precise float y = dd * float(int(b) - 16);
+#endif
+        v[t] = y;
+    }
+#elif defined(W_Q8_0)
+    const float dd = wq_f16(wb);
+    const uint q = wq_u32(wb + 2u + 4u * l);
+    for (uint t = 0u; t < 4u; t++) {
+        precise float y = dd * float(i8_of(q, t));
+        v[t] = y;
+    }
+#elif defined(W_Q4_K) || defined(W_Q5_K)
+    const uvec2 sm = k_scale_min(wb, j);
+    precise float dsc = wq_f16(wb) * float(sm.x), dmn = wq_f16(wb + 2u) * float(sm.y);
+#if defined(W_Q4_K)
+    const uint qs = wb + 16u + 32u * (j >> 1);
+#else
+    const uint qs = wb + 48u + 32u * (j >> 1), qh = wb + 16u;
+#endif
+    const uint nib = 4u * (j & 1u);
+    const uint q = WQ_WORD((qs >> 2) + l);
+#if defined(W_Q5_K)
+    const uint h = WQ_WORD((qh >> 2) + l);
+#endif
+    for (uint t = 0u; t < 4u; t++) {
+        uint b = (q >> (8u * t + nib)) & 15u;
+#if defined(W_Q5_K)
+        b |= ((h >> (8u * t + j)) & 1u) << 4;
+#endif
+        precise float y = dsc * float(b) - dmn;
+        v[t] = y;
+    }
+#elif defined(W_Q6_K)
+    const uint h = j >> 2, s = j & 3u;
+    const uint ql = wb + 64u * h + 32u * (s & 1u), qh = wb + 128u + 32u * h;
+    const uint nib = 4u * (s >> 1);
+    const float dd = wq_f16(wb + 208u);
+    // elements 4l.. use scale group 2j (l < 4) or 2j + 1
+    precise float ds = dd * float(bitfieldExtract(int(wq_u8(wb + 192u + 2u * j + (l >> 2))), 0, 8));
+    const uint lq = wq_u32(ql + 4u * l), hq = wq_u32(qh + 4u * l);
+    for (uint t = 0u; t < 4u; t++) {
+        const uint b = ((lq >> (8u * t + nib)) & 15u) | (((hq >> (8u * t + 2u * s)) & 3u) << 4);
+        precise float y = ds * float(int(b) - 32);
+        v[t] = y;
+    }
+#endif
+#endif
+    return v;
+}

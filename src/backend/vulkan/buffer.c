@@ -52,7 +52,7 @@ sluice_status vk_buffer_create(vk_device *d, uint64_t size, vk_mem_kind kind, vk
     VkBufferCreateInfo bci = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
                               .size = size,
                               .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_UNIFORM_BUFFER_BIT |
-                                       VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
+                                       VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
                                        VK_BUFFER_USAGE_TRANSFER_DST_BIT,
                               .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
     VkResult r = d->vk.vkCreateBuffer(d->dev, &bci, NULL, &b->buf);
@@ -102,6 +102,7 @@ fail:
 
 void vk_buffer_destroy(vk_device *d, vk_buffer *b) {
     if (!b) return;
+    if (b->u32_view) d->vk.vkDestroyBufferView(d->dev, b->u32_view, NULL);
     if (b->mapped) d->vk.vkUnmapMemory(d->dev, b->mem);
     if (b->buf) d->vk.vkDestroyBuffer(d->dev, b->buf, NULL);
     if (b->mem) d->vk.vkFreeMemory(d->dev, b->mem, NULL);
@@ -109,6 +110,27 @@ void vk_buffer_destroy(vk_device *d, vk_buffer *b) {
 }
 
 uint64_t vk_buffer_size(const vk_buffer *b) { return b->size; }
+
+sluice_status vk_buffer_u32_view(vk_device *d, vk_buffer *b, VkBufferView *out, sluice_error *err) {
+    if (!b->u32_view) {
+        uint64_t words = b->size / 4;
+        if (words > d->info.max_texel_elements)
+            return sluice_fail(err, SLUICE_ERR_RANGE, "buffer of %llu bytes exceeds %s's %u texels per texel buffer",
+                               (unsigned long long)b->size, d->info.name, d->info.max_texel_elements);
+        VkBufferViewCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
+                                     .buffer = b->buf,
+                                     .format = VK_FORMAT_R32_UINT,
+                                     .offset = 0,
+                                     .range = words * 4};
+        VkResult r = d->vk.vkCreateBufferView(d->dev, &ci, NULL, &b->u32_view);
+        if (r != VK_SUCCESS) {
+            b->u32_view = VK_NULL_HANDLE;
+            return sluice_fail(err, SLUICE_ERR_UNSUPPORTED, "vkCreateBufferView: %s", vk_result_str(r));
+        }
+    }
+    *out = b->u32_view;
+    return SLUICE_OK;
+}
 
 static sluice_status check_range(const vk_buffer *b, uint64_t off, uint64_t n, sluice_error *err) {
     if (off > b->size || n > b->size - off)

@@ -163,6 +163,7 @@ static void query_device(VkPhysicalDevice pd, uint32_t instance_api, vk_device_i
     memcpy(d->pipeline_cache_uuid, props.pipelineCacheUUID, sizeof d->pipeline_cache_uuid);
     d->max_storage_buffer_range = props.limits.maxStorageBufferRange;
     d->max_uniform_buffer_range = props.limits.maxUniformBufferRange;
+    d->max_texel_elements = props.limits.maxTexelBufferElements;
     d->min_ubo_offset_align = (uint32_t)props.limits.minUniformBufferOffsetAlignment;
     d->max_shared = props.limits.maxComputeSharedMemorySize;
     d->max_wg_invocations = props.limits.maxComputeWorkGroupInvocations;

@@ -43,6 +43,7 @@ typedef struct vk_device_info {
     bool usable;                    /* Vulkan >= 1.2: sluice can run on it */
     uint64_t max_storage_buffer_range; /* bytes one storage binding may span */
     uint32_t max_uniform_buffer_range; /* bytes one uniform binding may span */
+    uint32_t max_texel_elements;       /* maxTexelBufferElements: words one texel view may span */
     uint32_t min_ubo_offset_align;     /* minUniformBufferOffsetAlignment, bytes */
     uint64_t max_alloc;             /* maxMemoryAllocationSize */
     uint32_t max_shared;            /* maxComputeSharedMemorySize, bytes */

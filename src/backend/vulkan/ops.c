@@ -52,13 +52,13 @@ sluice_status vk_op_rms_norm(vk_device *d, vk_buffer *x, vk_buffer *w, vk_buffer
 typedef struct mmv_type {
     uint32_t block, block_bytes;
     vk_shader_id shared, subgroup, ubo; /* mul_mat_vec variants */
-    vk_shader_id get_rows, mul_mat, mul_mat_ubo, mul_mat_f16;
+    vk_shader_id get_rows, mul_mat, mul_mat_ubo, mul_mat_ubo_texel, mul_mat_lanes, mul_mat_lanes_x, mul_mat_f16;
 } mmv_type;
 
 #define MMV(t, b, bb, id)                                                                              \
     [QT_##t] = {b, bb, VK_SHADER_MUL_MAT_VEC_##id, VK_SHADER_MUL_MAT_VEC_##id##_SUBGROUP,                          \
                 VK_SHADER_MUL_MAT_VEC_##id##_UBO, VK_SHADER_GET_ROWS_##id,                                              \
-                VK_SHADER_MUL_MAT_##id, VK_SHADER_MUL_MAT_##id##_UBO,                                 \
+                VK_SHADER_MUL_MAT_##id, VK_SHADER_MUL_MAT_##id##_UBO, VK_SHADER_MUL_MAT_##id##_UBO_TEXEL, VK_SHADER_MUL_MAT_LANES_##id, VK_SHADER_MUL_MAT_LANES_##id##_X, \
                 VK_SHADER_MUL_MAT_##id##_F16}
 static const mmv_type mmv_types[QT_COUNT] = {
     MMV(F32, 1, 4, F32),       MMV(F16, 1, 2, F16),       MMV(BF16, 1, 2, BF16),   MMV(Q4_0, 32, 18, Q4_0),
@@ -140,16 +140,55 @@ sluice_status vk_op_mul_mat_vec(vk_device *d, qtype t, vk_buffer *w, uint64_t w_
 
 /* LANE_ROWS layout (CPU devices): rows per workgroup and tokens per
  * invocation; tiled layout (GPUs): the shader's fixed 64 x 32 tile of 128
- * invocations. */
-#define MUL_MAT_LANE_BLOCK 32
+ * invocations; lanes kernel (mul_mat_lanes.comp, CPU devices with 8-lane
+ * subgroups): rows x tokens per 8-lane workgroup. */
+#define MUL_MAT_LANE_BLOCK 8
 #define MUL_MAT_LANE_R 4 /* rows per invocation: BLOCK * R rows per workgroup */
 #define MUL_MAT_PART_COLS 1024 /* widest column part: TOKS tokens of it fill the 64 KiB window */
 #define MUL_MAT_MAX_PARTS 16   /* rows up to 16384 columns go in parts */
 #define MUL_MAT_LANE_TOKS 16
 #define MUL_MAT_TILE_ROWS 64
 #define MUL_MAT_TILE_TOKS 32
+#define MUL_MAT_LANES_ROWS 16
 
 bool vk_mul_mat_supports(qtype t) { return vk_mul_mat_vec_supports(t); }
+
+/* One choice of mul_mat kernel: shader variant, descriptor kinds,
+ * specialization constants and the rows x tokens each workgroup covers. */
+typedef struct mm_kernel {
+    vk_shader_id id;
+    uint32_t ubo_mask, texel_mask;
+    uint32_t spec[4], n_spec;
+    uint32_t tile_r, tile_t;
+} mm_kernel;
+
+/* The kernel for weights w of type mt on d; ubo: x comes through a
+ * uniform-buffer window (CPU devices only). On CPU devices with 8-lane
+ * subgroups, mul_mat_lanes.comp (W through a texel view); else the
+ * LANE_ROWS layout of mul_mat.comp (W as texels where the view can span
+ * the buffer); on GPUs the tiled layout, in fp16 where the device has it. */
+static mm_kernel mm_pick(const vk_device *d, const mmv_type *mt, const vk_buffer *w, bool ubo) {
+    const bool lane = d->caps.lane_rows;
+    const bool texel = lane && w->size / 4 <= d->info.max_texel_elements;
+    if (texel && d->caps.subgroups && d->info.subgroup_size == 8)
+        return (mm_kernel){ubo ? mt->mul_mat_lanes : mt->mul_mat_lanes_x, ubo ? 2u : 0u, 1u,
+                           {MUL_MAT_LANES_ROWS, MUL_MAT_LANE_TOKS}, 2, MUL_MAT_LANES_ROWS, MUL_MAT_LANE_TOKS};
+    if (lane)
+        return (mm_kernel){ubo ? (texel ? mt->mul_mat_ubo_texel : mt->mul_mat_ubo) : mt->mul_mat,
+                           ubo ? 2u : 0u,
+                           ubo && texel ? 1u : 0u,
+                           {MUL_MAT_LANE_BLOCK, MUL_MAT_LANE_TOKS, 1, MUL_MAT_LANE_R},
+                           4,
+                           MUL_MAT_LANE_BLOCK * MUL_MAT_LANE_R,
+                           MUL_MAT_LANE_TOKS};
+    return (mm_kernel){d->caps.fp16 ? mt->mul_mat_f16 : mt->mul_mat, 0, 0, {128, MUL_MAT_LANE_TOKS, 0, MUL_MAT_LANE_R},
+                       4, MUL_MAT_TILE_ROWS, MUL_MAT_TILE_TOKS};
+}
+
+static vk_pipeline *mm_pipeline(vk_device *d, const mm_kernel *k, sluice_error *err) {
+    return vk_pipeline_get_desc(d, k->id, 3, k->ubo_mask, k->texel_mask, sizeof(vk_push_mul_mat), k->spec, k->n_spec,
+                                err);
+}
 
 /* vk_op_mul_mat's column parts on CPU devices (see there): per group of
  * MUL_MAT_LANE_TOKS tokens, every part's columns copied compactly into
@@ -167,13 +206,12 @@ static sluice_status mul_mat_parts(vk_device *d, const mmv_type *mt, vk_buffer *
         return st;
     /* part boundaries on whole weight blocks */
     uint32_t blk = mt->block < 32 ? 32 : mt->block, per = (cols / n_parts + blk - 1) / blk * blk;
-    const uint32_t spec[] = {MUL_MAT_LANE_BLOCK, MUL_MAT_LANE_TOKS, 1, MUL_MAT_LANE_R};
-    vk_pipeline *p = vk_pipeline_get_ubo(d, mt->mul_mat_ubo, 3, 2u, sizeof(vk_push_mul_mat), spec, 4, err);
+    const mm_kernel k = mm_pick(d, mt, w, true);
+    vk_pipeline *p = mm_pipeline(d, &k, err);
     if (!p) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
     vk_buffer *bufs[] = {w, d->mm_scratch, y};
-    const uint32_t tile_r = MUL_MAT_LANE_BLOCK * MUL_MAT_LANE_R;
     vk_step_note_weight_bytes(d, row_bytes * rows * ((n_tok + MUL_MAT_LANE_TOKS - 1) / MUL_MAT_LANE_TOKS));
-    uint64_t max_r = (uint64_t)d->info.max_wg_count[0] * tile_r;
+    uint64_t max_r = (uint64_t)d->info.max_wg_count[0] * k.tile_r;
     for (uint32_t t0 = 0; t0 < n_tok; t0 += MUL_MAT_LANE_TOKS) {
         uint32_t nt = n_tok - t0 < MUL_MAT_LANE_TOKS ? n_tok - t0 : MUL_MAT_LANE_TOKS;
         vk_step_barrier(d); /* earlier readers of the scratch are done */
@@ -205,8 +243,8 @@ static sluice_status mul_mat_parts(vk_device *d, const mmv_type *mt, vk_buffer *
                                       .accumulate = q > 0,
                                       .u0 = c0 / 32,
                                       .u1 = (c0 + pc_cols) / 32};
-                st = vk_record_dispatch_ranges(d, p, bufs, offs, ranges, &pc, (uint32_t)((nr + tile_r - 1) / tile_r), 1,
-                                               1, err);
+                st = vk_record_dispatch_ranges(d, p, bufs, offs, ranges, &pc, (uint32_t)((nr + k.tile_r - 1) / k.tile_r),
+                                               1, 1, err);
                 if (st != SLUICE_OK) return st;
             }
         }
@@ -234,12 +272,9 @@ sluice_status vk_op_mul_mat(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off,
         return sluice_fail(err, SLUICE_ERR_ARG, "mul_mat: x (%u x %u) or y (%u x %u) does not fit its buffer", n_tok,
                            cols, n_tok, rows);
     const bool lane = d->caps.lane_rows;
-    const uint32_t spec[] = {lane ? MUL_MAT_LANE_BLOCK : 128, MUL_MAT_LANE_TOKS, lane, MUL_MAT_LANE_R};
-    const uint32_t tile_r = lane ? MUL_MAT_LANE_BLOCK * MUL_MAT_LANE_R : MUL_MAT_TILE_ROWS;
-    const uint32_t tile_t = lane ? MUL_MAT_LANE_TOKS : MUL_MAT_TILE_TOKS;
-    /* Lane rows read x through a uniform buffer where it can: windows of
-     * whole tokens of at most MUL_MAT_UBO_BYTES, x 16-byte aligned, whole
-     * 32-column units (the shader's X_UBO variant). */
+    /* CPU devices read x through a uniform buffer where they can: windows
+     * of whole tokens of at most MUL_MAT_UBO_BYTES, x 16-byte aligned,
+     * whole 32-column units. */
     uint64_t ubo_max = d->info.max_uniform_buffer_range < MUL_MAT_UBO_BYTES ? d->info.max_uniform_buffer_range
                                                                             : MUL_MAT_UBO_BYTES;
     uint64_t align = d->info.min_ubo_offset_align ? d->info.min_ubo_offset_align : 256;
@@ -247,7 +282,7 @@ sluice_status vk_op_mul_mat(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off,
     if (lane && ((x_off | x_stride | cols) & 3) == 0 && cols % 32 == 0 && align <= 256 &&
         (align - 4 + (uint64_t)cols * 4) <= ubo_max) {
         win_tok = (ubo_max - (align - 4) - (uint64_t)cols * 4) / ((uint64_t)x_stride * 4) + 1;
-        if (win_tok > tile_t) win_tok -= win_tok % tile_t; /* whole token groups */
+        if (win_tok > MUL_MAT_LANE_TOKS) win_tok -= win_tok % MUL_MAT_LANE_TOKS; /* whole token groups */
     }
     /* Wide rows on CPU devices: a uniform-buffer window of whole rows holds
      * too few tokens (cols > MUL_MAT_PART_COLS), so the columns go in parts
@@ -260,15 +295,15 @@ sluice_status vk_op_mul_mat(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off,
         align <= 256 && (uint64_t)MUL_MAT_LANE_TOKS * MUL_MAT_PART_COLS * 4 <= ubo_max)
         return mul_mat_parts(d, mt, w, w_off, x, x_off, x_stride, y, y_off, y_stride, rows, cols, n_tok, row_bytes,
                              n_parts, err);
-    vk_shader_id id = win_tok ? mt->mul_mat_ubo : !lane && d->caps.fp16 ? mt->mul_mat_f16 : mt->mul_mat;
-    vk_pipeline *p = vk_pipeline_get_ubo(d, id, 3, win_tok ? 2u : 0u, sizeof(vk_push_mul_mat), spec, 4, err);
+    const mm_kernel k = mm_pick(d, mt, w, win_tok != 0);
+    vk_pipeline *p = mm_pipeline(d, &k, err);
     if (!p) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
     vk_buffer *bufs[] = {w, x, y};
     /* every token tile reads the whole matrix */
-    vk_step_note_weight_bytes(d, row_bytes * rows * ((n_tok + tile_t - 1) / tile_t));
+    vk_step_note_weight_bytes(d, row_bytes * rows * ((n_tok + k.tile_t - 1) / k.tile_t));
     /* dispatches split where the tile counts exceed the device's limits,
      * or over uniform-buffer windows */
-    uint64_t max_r = (uint64_t)d->info.max_wg_count[0] * tile_r, max_t = (uint64_t)d->info.max_wg_count[1] * tile_t;
+    uint64_t max_r = (uint64_t)d->info.max_wg_count[0] * k.tile_r, max_t = (uint64_t)d->info.max_wg_count[1] * k.tile_t;
     if (win_tok && win_tok < max_t) max_t = win_tok;
     for (uint64_t t0 = 0; t0 < n_tok; t0 += max_t) {
         uint64_t nt = n_tok - t0 < max_t ? n_tok - t0 : max_t;
@@ -294,8 +329,8 @@ sluice_status vk_op_mul_mat(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off,
                                   .tok0 = (uint32_t)t0,
                                   .u1 = (cols + 31) / 32};
             sluice_status st = vk_record_dispatch_ranges(d, p, bufs, offs, ranges, &pc,
-                                                         (uint32_t)((nr + tile_r - 1) / tile_r),
-                                                         (uint32_t)((nt + tile_t - 1) / tile_t), 1, err);
+                                                         (uint32_t)((nr + k.tile_r - 1) / k.tile_r),
+                                                         (uint32_t)((nt + k.tile_t - 1) / k.tile_t), 1, err);
             if (st != SLUICE_OK) return st;
         }
     }

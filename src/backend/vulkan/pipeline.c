@@ -22,15 +22,24 @@ vk_pipeline *vk_pipeline_get(vk_device *d, vk_shader_id id, uint32_t n_bindings,
 
 vk_pipeline *vk_pipeline_get_ubo(vk_device *d, vk_shader_id id, uint32_t n_bindings, uint32_t ubo_mask,
                                  uint32_t push_size, const uint32_t *spec, uint32_t n_spec, sluice_error *err) {
+    return vk_pipeline_get_desc(d, id, n_bindings, ubo_mask, 0, push_size, spec, n_spec, err);
+}
+
+vk_pipeline *vk_pipeline_get_desc(vk_device *d, vk_shader_id id, uint32_t n_bindings, uint32_t ubo_mask,
+                                  uint32_t texel_mask, uint32_t push_size, const uint32_t *spec, uint32_t n_spec,
+                                  sluice_error *err) {
     const vk_shader_spv *sh = vk_shader_get(id);
-    VK_ASSERT(sh && n_bindings >= 1 && n_bindings <= 8 && n_spec <= MAX_SPEC && push_size % 4 == 0);
+    VK_ASSERT(sh && n_bindings >= 1 && n_bindings <= 8 && n_spec <= MAX_SPEC && push_size % 4 == 0 &&
+              !(ubo_mask & texel_mask));
     vk_pipeline *p = &d->pipelines[id];
     if (p->pipe) {
-        VK_ASSERT(p->n_bindings == n_bindings && p->ubo_mask == ubo_mask && p->push_size == push_size);
+        VK_ASSERT(p->n_bindings == n_bindings && p->ubo_mask == ubo_mask && p->texel_mask == texel_mask &&
+                  p->push_size == push_size);
         return p;
     }
     p->n_bindings = n_bindings;
     p->ubo_mask = ubo_mask;
+    p->texel_mask = texel_mask;
     p->push_size = push_size;
     VkResult r;
     const char *what = "";
@@ -39,8 +48,9 @@ vk_pipeline *vk_pipeline_get_ubo(vk_device *d, vk_shader_id id, uint32_t n_bindi
     VkDescriptorSetLayoutBinding b[8];
     for (uint32_t i = 0; i < n_bindings; i++)
         b[i] = (VkDescriptorSetLayoutBinding){.binding = i,
-                                              .descriptorType = (ubo_mask >> i) & 1u
-                                                                    ? VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER
+                                              .descriptorType = (ubo_mask >> i) & 1u ? VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER
+                                                                : (texel_mask >> i) & 1u
+                                                                    ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
                                                                     : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                                               .descriptorCount = 1,
                                               .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};

@@ -110,10 +110,11 @@ sluice_status vk_device_create(vk_instance *inst, uint32_t index, vk_device **ou
         goto fail;
     }
     VkDescriptorPoolSize ps[] = {{.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .descriptorCount = STEP_MAX_BUFFERS},
-                                 {.type = VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER, .descriptorCount = STEP_MAX_SETS}};
+                                 {.type = VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER, .descriptorCount = STEP_MAX_SETS},
+                                 {.type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, .descriptorCount = STEP_MAX_SETS}};
     VkDescriptorPoolCreateInfo dpi = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
                                       .maxSets = STEP_MAX_SETS,
-                                      .poolSizeCount = 2,
+                                      .poolSizeCount = 3,
                                       .pPoolSizes = ps};
     if ((r = d->vk.vkCreateDescriptorPool(d->dev, &dpi, NULL, &d->desc_pool)) != VK_SUCCESS) {
         st = vk_fail(err, "vkCreateDescriptorPool", r);
@@ -225,9 +226,22 @@ sluice_status vk_record_dispatch_ranges(vk_device *d, vk_pipeline *p, vk_buffer 
     if (r != VK_SUCCESS) return vk_fail(err, "vkAllocateDescriptorSets (too many dispatches in one step?)", r);
     VkDescriptorBufferInfo bi[8];
     VkWriteDescriptorSet w[8];
+    VkBufferView views[8];
     for (uint32_t i = 0; i < p->n_bindings; i++) {
         bool ubo = (p->ubo_mask >> i) & 1u;
         uint64_t off = offsets ? offsets[i] : 0, range = ranges && ranges[i] ? ranges[i] : VK_WHOLE_SIZE;
+        if ((p->texel_mask >> i) & 1u) {
+            VK_ASSERT(off == 0);
+            sluice_status vs = vk_buffer_u32_view(d, bufs[i], &views[i], err);
+            if (vs != SLUICE_OK) return vs;
+            w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+                                          .dstSet = set,
+                                          .dstBinding = i,
+                                          .descriptorCount = 1,
+                                          .descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
+                                          .pTexelBufferView = &views[i]};
+            continue;
+        }
         VK_ASSERT(!ubo || (range != VK_WHOLE_SIZE && range <= d->info.max_uniform_buffer_range &&
                            off % d->info.min_ubo_offset_align == 0));
         bi[i] = (VkDescriptorBufferInfo){.buffer = bufs[i]->buf, .offset = off, .range = range};

@@ -24,6 +24,7 @@ struct vk_buffer {
     uint64_t size;              /* bytes */
     void *mapped;               /* host pointer while mapped (host-visible memory), else NULL */
     bool coherent;              /* mapped memory needs no flush/invalidate */
+    VkBufferView u32_view;      /* R32_UINT uniform texel view of the whole buffer, made on first use */
 };
 
 /* One compute pipeline of a shader variant, created on first use. */
@@ -33,6 +34,7 @@ typedef struct vk_pipeline {
     VkPipeline pipe;            /* VK_NULL_HANDLE: not created yet */
     uint32_t n_bindings;        /* buffers at bindings 0..n-1 */
     uint32_t ubo_mask;          /* bit i: binding i is a uniform buffer, else storage */
+    uint32_t texel_mask;        /* bit i: binding i is a uniform texel buffer (R32_UINT view, offset 0) */
     uint32_t push_size;         /* bytes of push constants */
 } vk_pipeline;
 
@@ -65,6 +67,11 @@ struct vk_device {
     vk_profile *prof;           /* NULL until profiling is first enabled (profile.h) */
 };
 
+/* The R32_UINT uniform texel buffer view of all of b (its size / 4 words),
+ * created on first use and destroyed with b (buffer.c). Fails when b has
+ * more words than maxTexelBufferElements. */
+sluice_status vk_buffer_u32_view(vk_device *d, vk_buffer *b, VkBufferView *out, sluice_error *err);
+
 /* Physical device handle i of inst (device.c). */
 VkPhysicalDevice vk_instance_physical(const vk_instance *inst, uint32_t i);
 
@@ -81,6 +88,12 @@ vk_pipeline *vk_pipeline_get(vk_device *d, vk_shader_id id, uint32_t n_bindings,
  * uniform buffers (bound with vk_record_dispatch_ranges). */
 vk_pipeline *vk_pipeline_get_ubo(vk_device *d, vk_shader_id id, uint32_t n_bindings, uint32_t ubo_mask,
                                  uint32_t push_size, const uint32_t *spec, uint32_t n_spec, sluice_error *err);
+/* vk_pipeline_get_ubo where, further, the bindings in texel_mask are
+ * uniform texel buffers: the buffer's whole R32_UINT view
+ * (vk_buffer_u32_view; vk_record_dispatch_ranges takes offset 0 there). */
+vk_pipeline *vk_pipeline_get_desc(vk_device *d, vk_shader_id id, uint32_t n_bindings, uint32_t ubo_mask,
+                                  uint32_t texel_mask, uint32_t push_size, const uint32_t *spec, uint32_t n_spec,
+                                  sluice_error *err);
 void vk_pipelines_destroy(vk_device *d);
 
 /* Creates d->pcache, seeded from the cache file when it is valid for d

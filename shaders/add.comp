@@ -5,13 +5,25 @@
 // not depend on scheduling); workgroups of BLOCK (specialization constant
 // 0), dispatches split over elements from i0.
 // Mirror of the push constants: vk_push_eltwise in backend/vulkan/ops.h.
+// -DTEXEL=1 (CPU devices, ops.c eltwise): the inputs are read through
+// R32 uniform texel views (binding 1: y, binding 2: x again), a gather on
+// llvmpipe where a storage-buffer load loops over the lanes.
 #version 450
 
 layout(constant_id = 0) const uint BLOCK = 128;
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 
 layout(binding = 0) buffer X { float x[]; };
+#ifdef TEXEL
+layout(binding = 1) uniform usamplerBuffer yt;
+layout(binding = 2) uniform usamplerBuffer xt;
+#define LOAD_X(i) uintBitsToFloat(texelFetch(xt, int(i)).x)
+#define LOAD_Y(i) uintBitsToFloat(texelFetch(yt, int(i)).x)
+#else
 layout(binding = 1) readonly buffer Y { float y[]; };
+#define LOAD_X(i) x[i]
+#define LOAD_Y(i) y[i]
+#endif
 
 layout(push_constant) uniform P {
     uint n;
@@ -25,5 +37,5 @@ layout(push_constant) uniform P {
 void main() {
     const uint i = p.i0 + gl_GlobalInvocationID.x;
     if (i >= p.n) return;
-    x[p.x_off + i] += y[p.y_off + i % p.y_n];
+    x[p.x_off + i] = LOAD_X(p.x_off + i) + LOAD_Y(p.y_off + i % p.y_n);
 }

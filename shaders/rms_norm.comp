@@ -8,6 +8,9 @@
 // -DSUBGROUP=1: each subgroup reduces with subgroupAdd and the per-subgroup
 // sums are added in subgroup order (needs subgroup arithmetic in compute;
 // chosen by vk_kernel_caps.subgroups).
+// -DTEXEL=1 (CPU devices): x and w are read through R32 uniform texel
+// views, a gather on llvmpipe where a storage-buffer load loops over the
+// lanes.
 // Mirror of the push constants: vk_push_rms_norm in backend/vulkan/ops.h.
 #version 450
 #ifdef SUBGROUP
@@ -17,8 +20,17 @@
 layout(constant_id = 0) const uint BLOCK = 128;
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 
+#ifdef TEXEL
+layout(binding = 0) uniform usamplerBuffer xt;
+layout(binding = 1) uniform usamplerBuffer wt;
+#define LOAD_X(i) uintBitsToFloat(texelFetch(xt, int(i)).x)
+#define LOAD_W(i) uintBitsToFloat(texelFetch(wt, int(i)).x)
+#else
 layout(binding = 0) readonly buffer X { float x[]; };
 layout(binding = 1) readonly buffer W { float w[]; };
+#define LOAD_X(i) x[i]
+#define LOAD_W(i) w[i]
+#endif
 layout(binding = 2) writeonly buffer D { float d[]; };
 
 layout(push_constant) uniform P {
@@ -37,7 +49,10 @@ void main() {
     if (row >= p.n_rows) return;  // uniform over the workgroup
 
     float s = 0.0;
-    for (uint i = tid; i < p.n_cols; i += BLOCK) s += x[base + i] * x[base + i];
+    for (uint i = tid; i < p.n_cols; i += BLOCK) {
+        const float v = LOAD_X(base + i);
+        s += v * v;
+    }
 #ifdef SUBGROUP
     s = subgroupAdd(s);
     if (subgroupElect()) partial[gl_SubgroupID] = s;
@@ -54,5 +69,5 @@ void main() {
     const float total = partial[0];
 #endif
     const float scale = inversesqrt(total / float(p.n_cols) + p.eps);
-    for (uint i = tid; i < p.n_cols; i += BLOCK) d[base + i] = x[base + i] * scale * w[i];
+    for (uint i = tid; i < p.n_cols; i += BLOCK) d[base + i] = LOAD_X(base + i) * scale * LOAD_W(i);
 }

@@ -847,7 +847,8 @@ typedef struct mm_case {
  * NMSE. */
 static double mm_run(vk_device *d, const mm_case *c, double limit, tu_rng *rng) {
     sluice_error err = {0};
-    const char *layout = vk_device_caps(d).lane_rows ? "lane-rows" : "tiled";
+    /* CPU devices: mul_mat_lanes.comp with 8-lane subgroups, else mul_mat.comp's lane rows */
+    const char *layout = !vk_device_caps(d).lane_rows ? "tiled" : vk_device_caps(d).subgroups ? "lanes" : "lane-rows";
     const char *name = qtype_get(c->t)->name;
     uint64_t row_bytes = 0;
     cr_assert(qtype_row_bytes(c->t, c->cols, &row_bytes));
@@ -913,12 +914,13 @@ static double mm_run(vk_device *d, const mm_case *c, double limit, tu_rng *rng) 
 }
 
 /* Every row count x token count x column count below, with and without
- * offsets and padded strides, in the device's own layout and in the other
- * one (SLUICE_VK_MMV_SPLIT=1 turns lane rows off on CPU devices; on a GPU
- * both handles take the tiled layout). */
+ * offsets and padded strides, in the device's own layout and in the others
+ * (SLUICE_VK_MMV_SPLIT=1 turns the CPU layouts off on CPU devices;
+ * SLUICE_VK_DISABLE_SUBGROUPS=1 takes mul_mat.comp's lane rows instead of
+ * mul_mat_lanes.comp there; on a GPU every handle takes the tiled layout). */
 static void check_mul_mat(qtype t, const uint32_t *cols, size_t n_cols, double limit) {
     static const uint32_t rows[] = {1, 7, 33, 130}, toks[] = {1, 2, 3, 7, 64, 130};
-    vk_device *d = open_device(), *d_tiled = NULL, *d_half = NULL;
+    vk_device *d = open_device(), *d_tiled = NULL, *d_half = NULL, *d_rows = NULL;
     sluice_error err = {0};
     uint32_t index = 0;
     while (strcmp(vk_instance_device(g_inst, index)->name, vk_device_info_of(d)->name) != 0) index++;
@@ -929,6 +931,9 @@ static void check_mul_mat(qtype t, const uint32_t *cols, size_t n_cols, double l
     unsetenv("SLUICE_VK_DISABLE_FP16");
     if (st == SLUICE_OK) st = vk_device_create(g_inst, index, &d_half, &err);
     unsetenv("SLUICE_VK_MMV_SPLIT");
+    setenv("SLUICE_VK_DISABLE_SUBGROUPS", "1", 1);
+    if (st == SLUICE_OK) st = vk_device_create(g_inst, index, &d_rows, &err);
+    unsetenv("SLUICE_VK_DISABLE_SUBGROUPS");
     cr_assert_eq(st, SLUICE_OK, "%s", err.msg);
     cr_assert(!vk_device_caps(d_tiled).lane_rows && !vk_device_caps(d_tiled).fp16);
     bool half = vk_device_caps(d_half).fp16;
@@ -944,9 +949,10 @@ static void check_mul_mat(qtype t, const uint32_t *cols, size_t n_cols, double l
                 mm_case c = {.t = t, .rows = rows[ri], .cols = cols[ci], .n_tok = toks[ti]};
                 c.x_stride = c.cols, c.y_stride = c.rows;
                 if (k % 2) c.w_off = 4 * (uint32_t)(k % 7 + 1), c.x_off = 3, c.y_off = 5, c.x_stride += 9, c.y_stride += 2;
-                tu_rng r2 = rng, r3 = rng;
+                tu_rng r2 = rng, r3 = rng, r4 = rng;
                 worst = fmax(worst, mm_run(d, &c, limit, &rng));
                 worst = fmax(worst, mm_run(d_tiled, &c, limit, &r2));
+                worst = fmax(worst, mm_run(d_rows, &c, limit, &r4));
                 worst_half = fmax(worst_half, mm_run(d_half, &c, half ? MM_NMSE_FP16 : limit, &r3));
             }
     /* rows wider than one column part (1024) on CPU devices: the columns go
@@ -956,15 +962,17 @@ static void check_mul_mat(qtype t, const uint32_t *cols, size_t n_cols, double l
         for (size_t ti = 0; ti < N_OF(wide_toks); ti++) {
             mm_case c = {.t = t, .rows = wide_rows[ri], .cols = 1536, .n_tok = wide_toks[ti]};
             c.x_stride = c.cols + (ti == 2 ? 8 : 0), c.y_stride = c.rows, c.x_off = ti == 2 ? 4 : 0;
-            tu_rng r2 = rng;
+            tu_rng r2 = rng, r4 = rng;
             worst = fmax(worst, mm_run(d, &c, limit, &rng));
             worst = fmax(worst, mm_run(d_tiled, &c, limit, &r2));
+            worst = fmax(worst, mm_run(d_rows, &c, limit, &r4));
         }
     if (verbose())
         fprintf(stderr, "mul_mat %s: worst NMSE %.3g, fp16 tiles %.3g%s\n", qtype_get(t)->name, worst, worst_half,
                 half ? "" : " (no fp16 on this device: float)");
     vk_device_destroy(d_tiled);
     vk_device_destroy(d_half);
+    vk_device_destroy(d_rows);
     close_all(d);
 }
 
@@ -2323,8 +2331,12 @@ Test(vulkan, profile_small_step) {
     cr_assert(!memcmp(y[0], y[1], sizeof y[0]) && !memcmp(y[0], y[2], sizeof y[0]),
               "results differ with profiling on");
     vk_profile_stats *s = prof_get(d);
-    bool sg = vk_device_caps(d).subgroups;
-    vk_shader_id ids_want[] = {VK_SHADER_GET_ROWS_Q8_0, sg ? VK_SHADER_RMS_NORM_F32_SUBGROUP : VK_SHADER_RMS_NORM_F32};
+    vk_kernel_caps caps = vk_device_caps(d);
+    /* CPU devices read the norm's inputs as texels (ops.c texel_inputs) */
+    vk_shader_id norm = caps.lane_rows && caps.subgroups ? VK_SHADER_RMS_NORM_F32_TEXEL
+                        : caps.subgroups                ? VK_SHADER_RMS_NORM_F32_SUBGROUP
+                                                        : VK_SHADER_RMS_NORM_F32;
+    vk_shader_id ids_want[] = {VK_SHADER_GET_ROWS_Q8_0, norm};
     cr_assert_eq(s->steps, 2);
     cr_assert_eq(s->n_ops, 3);
     cr_assert_eq(s->dispatches, 6);
@@ -2372,7 +2384,8 @@ Test(vulkan, profile_small_step) {
     cr_assert_eq(s->steps, 2);
     cr_assert_eq(s->n_ops, 1);
     cr_assert_eq(s->dispatches, 2 * N_ADD);
-    cr_assert_str_eq(s->ops[0].name, vk_shader_get(VK_SHADER_ADD_F32)->name);
+    cr_assert_str_eq(s->ops[0].name,
+                     vk_shader_get(caps.lane_rows && caps.subgroups ? VK_SHADER_ADD_F32_TEXEL : VK_SHADER_ADD_F32)->name);
     cr_assert_eq(s->weight_bytes, 0);
     prof_check_consistent(s, 0, 0);
     free(s);

@@ -7,15 +7,27 @@
 
 #define RMS_NORM_BLOCK 128 /* power of two, <= the guaranteed 128 invocations */
 
+/* CPU devices (caps.lane_rows) read the inputs of the small ops through
+ * R32 texel views where the views can span the buffers: on llvmpipe a
+ * texel load is one gather, a storage-buffer load a loop over the lanes. */
+static bool texel_inputs(const vk_device *d, const vk_buffer *a, const vk_buffer *b) {
+    return d->caps.lane_rows && d->caps.subgroups && a->size / 4 <= d->info.max_texel_elements &&
+           b->size / 4 <= d->info.max_texel_elements;
+}
+
 sluice_status vk_op_rms_norm(vk_device *d, vk_buffer *x, vk_buffer *w, vk_buffer *dst, uint32_t n_cols,
                              uint32_t n_rows, float eps, sluice_error *err) {
     uint64_t bytes = (uint64_t)n_cols * n_rows * sizeof(float);
     if (!n_cols || !n_rows) return SLUICE_OK;
     if (bytes > x->size || bytes > dst->size || (uint64_t)n_cols * sizeof(float) > w->size)
         return sluice_fail(err, SLUICE_ERR_ARG, "rms_norm: (%u x %u) F32 does not fit its buffers", n_rows, n_cols);
-    const uint32_t spec[] = {RMS_NORM_BLOCK};
-    vk_shader_id id = d->caps.subgroups ? VK_SHADER_RMS_NORM_F32_SUBGROUP : VK_SHADER_RMS_NORM_F32;
-    vk_pipeline *p = vk_pipeline_get(d, id, 3, sizeof(vk_push_rms_norm), spec, 1, err);
+    const bool texel = texel_inputs(d, x, w);
+    /* texel variant: one 8-lane subgroup per row (lavapipe) */
+    const uint32_t spec[] = {texel ? d->info.subgroup_size : RMS_NORM_BLOCK};
+    vk_shader_id id = texel                ? VK_SHADER_RMS_NORM_F32_TEXEL
+                      : d->caps.subgroups ? VK_SHADER_RMS_NORM_F32_SUBGROUP
+                                          : VK_SHADER_RMS_NORM_F32;
+    vk_pipeline *p = vk_pipeline_get_desc(d, id, 3, 0, texel ? 3u : 0u, sizeof(vk_push_rms_norm), spec, 1, err);
     if (!p) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
     vk_buffer *bufs[] = {x, w, dst};
     uint32_t max_groups = d->info.max_wg_count[0];
@@ -451,7 +463,8 @@ sluice_status vk_op_rope(vk_device *d, vk_buffer *x, uint64_t x_off, vk_buffer *
 
 #define ELTWISE_BLOCK 128
 
-static sluice_status eltwise(vk_device *d, vk_shader_id id, const char *name, vk_buffer *x, uint64_t x_off,
+/* id: the shader; texel_id: its TEXEL variant */
+static sluice_status eltwise(vk_device *d, vk_shader_id id, vk_shader_id texel_id, const char *name, vk_buffer *x, uint64_t x_off,
                              vk_buffer *y, uint64_t y_off, uint32_t n, uint32_t y_n, sluice_error *err) {
     if (!n) return SLUICE_OK;
     if (!y_n) return sluice_fail(err, SLUICE_ERR_ARG, "%s: empty y", name);
@@ -459,9 +472,11 @@ static sluice_status eltwise(vk_device *d, vk_shader_id id, const char *name, vk
         y_off + y_n > UINT32_MAX)
         return sluice_fail(err, SLUICE_ERR_ARG, "%s: %u floats do not fit their buffers", name, n);
     const uint32_t spec[] = {ELTWISE_BLOCK};
-    vk_pipeline *p = vk_pipeline_get(d, id, 2, sizeof(vk_push_eltwise), spec, 1, err);
+    const bool texel = texel_inputs(d, x, y);
+    vk_pipeline *p = vk_pipeline_get_desc(d, texel ? texel_id : id, texel ? 3 : 2, 0, texel ? 6u : 0u,
+                                          sizeof(vk_push_eltwise), spec, 1, err);
     if (!p) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
-    vk_buffer *bufs[] = {x, y};
+    vk_buffer *bufs[] = {x, y, x};
     uint64_t per = (uint64_t)d->info.max_wg_count[0] * ELTWISE_BLOCK; /* elements per dispatch */
     for (uint64_t i0 = 0; i0 < n; i0 += per) {
         uint64_t m = n - i0 < per ? n - i0 : per;
@@ -476,19 +491,19 @@ static sluice_status eltwise(vk_device *d, vk_shader_id id, const char *name, vk
 
 sluice_status vk_op_silu_mul(vk_device *d, vk_buffer *g, uint64_t g_off, vk_buffer *u, uint64_t u_off, uint32_t n,
                              sluice_error *err) {
-    return eltwise(d, VK_SHADER_SILU_MUL_F32, "silu_mul", g, g_off, u, u_off, n, n, err);
+    return eltwise(d, VK_SHADER_SILU_MUL_F32, VK_SHADER_SILU_MUL_F32_TEXEL, "silu_mul", g, g_off, u, u_off, n, n, err);
 }
 
 sluice_status vk_op_add(vk_device *d, vk_buffer *x, uint64_t x_off, vk_buffer *y, uint64_t y_off, uint32_t n,
                         sluice_error *err) {
-    return eltwise(d, VK_SHADER_ADD_F32, "add", x, x_off, y, y_off, n, n, err);
+    return eltwise(d, VK_SHADER_ADD_F32, VK_SHADER_ADD_F32_TEXEL, "add", x, x_off, y, y_off, n, n, err);
 }
 
 sluice_status vk_op_add_rows(vk_device *d, vk_buffer *x, uint64_t x_off, vk_buffer *y, uint64_t y_off, uint32_t y_n,
                              uint32_t n_rows, sluice_error *err) {
     if ((uint64_t)y_n * n_rows > UINT32_MAX)
         return sluice_fail(err, SLUICE_ERR_ARG, "add_rows: %u x %u floats are too many", n_rows, y_n);
-    return eltwise(d, VK_SHADER_ADD_F32, "add_rows", x, x_off, y, y_off, y_n * n_rows, y_n, err);
+    return eltwise(d, VK_SHADER_ADD_F32, VK_SHADER_ADD_F32_TEXEL, "add_rows", x, x_off, y, y_off, y_n * n_rows, y_n, err);
 }
 
 /* ---- kv_store ---- */
@@ -565,6 +580,38 @@ static sluice_status attention_dispatch(vk_device *d, vk_shader_id id, vk_buffer
     return SLUICE_OK;
 }
 
+/* CPU devices with 8-lane subgroups take attention_lanes.comp: one 8-lane
+ * workgroup per (KV head, token, chunk), query heads of a group sharing
+ * every K/V load, q/K/V read as texels. Heads of a multiple of 8 dims and
+ * groups of at most 8 heads x 512 dims in registers; the buffers' texel
+ * views must span them. */
+static bool attention_lanes_ok(const vk_device *d, const vk_buffer *q, const vk_buffer *kc, const vk_buffer *vc,
+                               uint32_t head_dim, uint32_t n_head, uint32_t n_head_kv) {
+    uint32_t g = n_head / n_head_kv;
+    uint64_t max_words = d->info.max_texel_elements;
+    return d->caps.lane_rows && d->caps.subgroups && d->info.subgroup_size == 8 && head_dim % 8 == 0 && g <= 8 &&
+           g * head_dim <= 512 && q->size / 4 <= max_words && kc->size / 4 <= max_words && vc->size / 4 <= max_words;
+}
+
+/* Records attention_lanes shader `id`: workgroups (KV head, token, z <
+ * n_z), split over tokens at the device's limit; pc holds everything but
+ * tok0. bufs: q, K, V (texels), then storage buffers. */
+static sluice_status attention_lanes_dispatch(vk_device *d, vk_shader_id id, vk_buffer *const *bufs, uint32_t n_bufs,
+                                              vk_push_attention pc, uint32_t n_z, sluice_error *err) {
+    const uint32_t spec[] = {pc.head_dim, pc.n_head / pc.n_head_kv};
+    vk_pipeline *p = vk_pipeline_get_desc(d, id, n_bufs, 0, 7u, sizeof(vk_push_attention), spec, 2, err);
+    if (!p) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
+    pc.scale = 1.0f / sqrtf((float)pc.head_dim);
+    uint32_t max_y = d->info.max_wg_count[1];
+    for (uint32_t tok0 = 0; tok0 < pc.n_tok; tok0 += max_y) {
+        pc.tok0 = tok0;
+        sluice_status st = vk_record_dispatch(d, p, bufs, &pc, pc.n_head_kv,
+                                              pc.n_tok - tok0 < max_y ? pc.n_tok - tok0 : max_y, n_z, err);
+        if (st != SLUICE_OK) return st;
+    }
+    return SLUICE_OK;
+}
+
 sluice_status vk_op_attention(vk_device *d, bool f16, vk_buffer *q, vk_buffer *kc, uint64_t k_off, vk_buffer *vc,
                               uint64_t v_off, vk_buffer *o, uint32_t head_dim, uint32_t n_head, uint32_t n_head_kv,
                               uint32_t n_tok, uint32_t pos0, uint32_t n_ctx, sluice_error *err) {
@@ -602,6 +649,8 @@ sluice_status vk_op_attention_split(vk_device *d, bool f16, vk_buffer *q, vk_buf
                            n_split, kv_chunk, (unsigned long long)part_floats);
     vk_shader_id id = f16 ? (d->caps.subgroups ? VK_SHADER_ATTENTION_F16_SUBGROUP : VK_SHADER_ATTENTION_F16)
                           : (d->caps.subgroups ? VK_SHADER_ATTENTION_F32_SUBGROUP : VK_SHADER_ATTENTION_F32);
+    const bool lanes = attention_lanes_ok(d, q, kc, vc, head_dim, n_head, n_head_kv);
+    if (lanes) id = f16 ? VK_SHADER_ATTENTION_LANES_F16 : VK_SHADER_ATTENTION_LANES_F32;
     vk_buffer *bufs[] = {q, kc, vc, o, kv_chunk ? part : o}; /* unsplit: binding 4 unused */
     vk_push_attention pc = {.head_dim = head_dim,
                             .n_head = n_head,
@@ -612,7 +661,9 @@ sluice_status vk_op_attention_split(vk_device *d, bool f16, vk_buffer *q, vk_buf
                             .k_off = (uint32_t)k_off,
                             .v_off = (uint32_t)v_off,
                             .kv_chunk = kv_chunk};
-    if ((st = attention_dispatch(d, id, bufs, 5, pc, n_split, err)) != SLUICE_OK || !kv_chunk) return st;
+    st = lanes ? attention_lanes_dispatch(d, id, bufs, 5, pc, n_split, err)
+               : attention_dispatch(d, id, bufs, 5, pc, n_split, err);
+    if (st != SLUICE_OK || !kv_chunk) return st;
     /* second pass: merge the chunks of each (token, head) */
     vk_step_barrier(d);
     const uint32_t spec[] = {ATTENTION_BLOCK};
@@ -648,6 +699,9 @@ sluice_status vk_op_attention_paged(vk_device *d, bool f16, vk_buffer *q, vk_buf
     vk_buffer *bufs[] = {q, kc, vc, o, o, info}; /* binding 4 (split partials) unused */
     vk_push_attention pc = {
         .head_dim = head_dim, .n_head = n_head, .n_head_kv = n_head_kv, .n_tok = n_tok, .n_ctx = n_slots, .info_off = info_off};
+    if (attention_lanes_ok(d, q, kc, vc, head_dim, n_head, n_head_kv))
+        return attention_lanes_dispatch(d, f16 ? VK_SHADER_ATTENTION_LANES_PAGED_F16 : VK_SHADER_ATTENTION_LANES_PAGED_F32,
+                                        bufs, 6, pc, 1, err);
     return attention_dispatch(d, id, bufs, 6, pc, 1, err);
 }
 

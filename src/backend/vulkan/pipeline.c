@@ -8,11 +8,15 @@
 
 #define MAX_SPEC 8
 
+/* Destroys p's Vulkan objects and clears it, keeping its place (next) in
+ * the list. */
 static void destroy_one(vk_device *d, vk_pipeline *p) {
     if (p->pipe) d->vk.vkDestroyPipeline(d->dev, p->pipe, NULL);
     if (p->layout) d->vk.vkDestroyPipelineLayout(d->dev, p->layout, NULL);
     if (p->dsl) d->vk.vkDestroyDescriptorSetLayout(d->dev, p->dsl, NULL);
+    vk_pipeline *next = p->next;
     memset(p, 0, sizeof *p);
+    p->next = next;
 }
 
 vk_pipeline *vk_pipeline_get(vk_device *d, vk_shader_id id, uint32_t n_bindings, uint32_t push_size,
@@ -32,11 +36,22 @@ vk_pipeline *vk_pipeline_get_desc(vk_device *d, vk_shader_id id, uint32_t n_bind
     VK_ASSERT(sh && n_bindings >= 1 && n_bindings <= 8 && n_spec <= MAX_SPEC && push_size % 4 == 0 &&
               !(ubo_mask & texel_mask));
     vk_pipeline *p = &d->pipelines[id];
-    if (p->pipe) {
-        VK_ASSERT(p->n_bindings == n_bindings && p->ubo_mask == ubo_mask && p->texel_mask == texel_mask &&
-                  p->push_size == push_size);
-        return p;
+    for (;;) {
+        if (!p->pipe) break; /* an unused slot: create here */
+        if (p->n_spec == n_spec && !memcmp(p->spec, spec, n_spec * sizeof *spec)) {
+            VK_ASSERT(p->n_bindings == n_bindings && p->ubo_mask == ubo_mask && p->texel_mask == texel_mask &&
+                      p->push_size == push_size);
+            return p;
+        }
+        if (!p->next && !(p->next = calloc(1, sizeof *p->next))) {
+            sluice_fail(err, SLUICE_ERR_NOMEM, "out of memory");
+            return NULL;
+        }
+        p = p->next;
     }
+    if (n_spec) memcpy(p->spec, spec, n_spec * sizeof *spec);
+    p->n_spec = n_spec;
+    p->id = id;
     p->n_bindings = n_bindings;
     p->ubo_mask = ubo_mask;
     p->texel_mask = texel_mask;
@@ -109,5 +124,15 @@ fail:
 }
 
 void vk_pipelines_destroy(vk_device *d) {
-    for (int i = 0; i < VK_SHADER_COUNT; i++) destroy_one(d, &d->pipelines[i]);
+    for (int i = 0; i < VK_SHADER_COUNT; i++) {
+        vk_pipeline *p = &d->pipelines[i], *next = p->next;
+        destroy_one(d, p);
+        p->next = NULL;
+        while (next) {
+            vk_pipeline *q = next;
+            next = q->next;
+            destroy_one(d, q);
+            free(q);
+        }
+    }
 }

@@ -257,7 +257,7 @@ sluice_status vk_record_dispatch_ranges(vk_device *d, vk_pipeline *p, vk_buffer 
     d->vk.vkCmdBindPipeline(d->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipe);
     d->vk.vkCmdBindDescriptorSets(d->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &set, 0, NULL);
     if (p->push_size) d->vk.vkCmdPushConstants(d->cmd, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, p->push_size, push);
-    sluice_status st = vk_profile_dispatch_begin(d, (vk_shader_id)(p - d->pipelines), err);
+    sluice_status st = vk_profile_dispatch_begin(d, p->id, err);
     if (st != SLUICE_OK) return st;
     d->vk.vkCmdDispatch(d->cmd, gx, gy, gz);
     vk_profile_dispatch_end(d);

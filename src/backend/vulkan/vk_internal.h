@@ -27,8 +27,12 @@ struct vk_buffer {
     VkBufferView u32_view;      /* R32_UINT uniform texel view of the whole buffer, made on first use */
 };
 
-/* One compute pipeline of a shader variant, created on first use. */
+/* One compute pipeline of a shader variant and specialization, created on
+ * first use. d->pipelines[id] heads the list of id's specializations. */
 typedef struct vk_pipeline {
+    struct vk_pipeline *next;   /* the same shader with other specialization constants (malloc'ed) */
+    uint32_t spec[8], n_spec;   /* its specialization constants */
+    vk_shader_id id;            /* its shader */
     VkDescriptorSetLayout dsl;
     VkPipelineLayout layout;
     VkPipeline pipe;            /* VK_NULL_HANDLE: not created yet */

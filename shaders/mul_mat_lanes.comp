@@ -30,7 +30,7 @@
 #extension GL_KHR_shader_subgroup_arithmetic : require
 
 layout(constant_id = 0) const uint ROWS = 8;  // rows per workgroup
-layout(constant_id = 1) const uint TOKS = 16; // tokens per workgroup, a multiple of 8
+layout(constant_id = 1) const uint TOKS = 16; // tokens per workgroup: 4, or a multiple of 8
 layout(local_size_x = 8, local_size_y = 1, local_size_z = 1) in;
 
 layout(binding = 0) uniform usamplerBuffer wt;  // W as R32_UINT words
@@ -107,8 +107,10 @@ void main() {
         [[unroll]] for (uint j8 = 0u; j8 < TOKS; j8 += 8u) {
             const vec4 a = subgroupAdd(vec4(acc[r * TOKS + j8], acc[r * TOKS + j8 + 1u], acc[r * TOKS + j8 + 2u],
                                             acc[r * TOKS + j8 + 3u]));
-            const vec4 b = subgroupAdd(vec4(acc[r * TOKS + j8 + 4u], acc[r * TOKS + j8 + 5u],
-                                            acc[r * TOKS + j8 + 6u], acc[r * TOKS + j8 + 7u]));
+            vec4 b = a;  // TOKS 4: lanes 4..7 store nothing
+            if (j8 + 4u < TOKS)
+                b = subgroupAdd(vec4(acc[r * TOKS + j8 + 4u], acc[r * TOKS + j8 + 5u], acc[r * TOKS + j8 + 6u],
+                                     acc[r * TOKS + j8 + 7u]));
             const vec4 s4 = l < 4u ? a : b;
             const float s = s4[l & 3u];
             const uint j = j8 + l;

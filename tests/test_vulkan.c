@@ -956,11 +956,13 @@ static void check_mul_mat(qtype t, const uint32_t *cols, size_t n_cols, double l
                 worst_half = fmax(worst_half, mm_run(d_half, &c, half ? MM_NMSE_FP16 : limit, &r3));
             }
     /* rows wider than one column part (1024) on CPU devices: the columns go
-     * in parts through a compact copy; aligned x, tight and padded strides */
+     * in parts through a compact copy; aligned x, tight and padded strides.
+     * 1024 columns: one part, a 64 KiB uniform window of 15 tokens (fewer
+     * than a token group) */
     static const uint32_t wide_rows[] = {7, 130}, wide_toks[] = {1, 16, 33};
     for (size_t ri = 0; ri < N_OF(wide_rows); ri++)
         for (size_t ti = 0; ti < N_OF(wide_toks); ti++) {
-            mm_case c = {.t = t, .rows = wide_rows[ri], .cols = 1536, .n_tok = wide_toks[ti]};
+            mm_case c = {.t = t, .rows = wide_rows[ri], .cols = ri == 0 ? 1024 : 1536, .n_tok = wide_toks[ti]};
             c.x_stride = c.cols + (ti == 2 ? 8 : 0), c.y_stride = c.rows, c.x_off = ti == 2 ? 4 : 0;
             tu_rng r2 = rng, r4 = rng;
             worst = fmax(worst, mm_run(d, &c, limit, &rng));

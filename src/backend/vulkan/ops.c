@@ -179,12 +179,17 @@ typedef struct mm_kernel {
  * subgroups, mul_mat_lanes.comp (W through a texel view); else the
  * LANE_ROWS layout of mul_mat.comp (W as texels where the view can span
  * the buffer); on GPUs the tiled layout, in fp16 where the device has it. */
-static mm_kernel mm_pick(const vk_device *d, const mmv_type *mt, const vk_buffer *w, bool ubo) {
+static mm_kernel mm_pick(const vk_device *d, const mmv_type *mt, const vk_buffer *w, bool ubo, uint32_t n_tok) {
     const bool lane = d->caps.lane_rows;
     const bool texel = lane && w->size / 4 <= d->info.max_texel_elements;
-    if (texel && d->caps.subgroups && d->info.subgroup_size == 8)
+    if (texel && d->caps.subgroups && d->info.subgroup_size == 8) {
+        /* tokens per workgroup: 4, 8 or 16, the fewest that hold a small
+         * batch (every slot costs its products); a token's sums are the
+         * same whichever size computes them */
+        uint32_t toks = n_tok <= 4 ? 4 : n_tok <= 8 ? 8 : MUL_MAT_LANE_TOKS;
         return (mm_kernel){ubo ? mt->mul_mat_lanes : mt->mul_mat_lanes_x, ubo ? 2u : 0u, 1u,
-                           {MUL_MAT_LANES_ROWS, MUL_MAT_LANE_TOKS}, 2, MUL_MAT_LANES_ROWS, MUL_MAT_LANE_TOKS};
+                           {MUL_MAT_LANES_ROWS, toks}, 2, MUL_MAT_LANES_ROWS, toks};
+    }
     if (lane)
         return (mm_kernel){ubo ? (texel ? mt->mul_mat_ubo_texel : mt->mul_mat_ubo) : mt->mul_mat,
                            ubo ? 2u : 0u,
@@ -218,7 +223,7 @@ static sluice_status mul_mat_parts(vk_device *d, const mmv_type *mt, vk_buffer *
         return st;
     /* part boundaries on whole weight blocks */
     uint32_t blk = mt->block < 32 ? 32 : mt->block, per = (cols / n_parts + blk - 1) / blk * blk;
-    const mm_kernel k = mm_pick(d, mt, w, true);
+    const mm_kernel k = mm_pick(d, mt, w, true, n_tok);
     vk_pipeline *p = mm_pipeline(d, &k, err);
     if (!p) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
     vk_buffer *bufs[] = {w, d->mm_scratch, y};
@@ -307,7 +312,7 @@ sluice_status vk_op_mul_mat(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off,
         align <= 256 && (uint64_t)MUL_MAT_LANE_TOKS * MUL_MAT_PART_COLS * 4 <= ubo_max)
         return mul_mat_parts(d, mt, w, w_off, x, x_off, x_stride, y, y_off, y_stride, rows, cols, n_tok, row_bytes,
                              n_parts, err);
-    const mm_kernel k = mm_pick(d, mt, w, win_tok != 0);
+    const mm_kernel k = mm_pick(d, mt, w, win_tok != 0, n_tok);
     vk_pipeline *p = mm_pipeline(d, &k, err);
     if (!p) return err ? err->status : SLUICE_ERR_UNSUPPORTED;
     vk_buffer *bufs[] = {w, x, y};
@@ -328,9 +333,11 @@ sluice_status vk_op_mul_mat(vk_device *d, qtype t, vk_buffer *w, uint64_t w_off,
         }
         for (uint64_t r0 = 0; r0 < rows; r0 += max_r) {
             uint64_t nr = rows - r0 < max_r ? rows - r0 : max_r;
+            /* n_tok ends at this dispatch's last token: a token group
+             * never reads past a uniform window shorter than the group */
             vk_push_mul_mat pc = {.rows = rows,
                                   .cols = cols,
-                                  .n_tok = n_tok,
+                                  .n_tok = (uint32_t)(t0 + nt),
                                   .row_bytes = (uint32_t)row_bytes,
                                   .w_off = (uint32_t)w_off,
                                   .x_off = (uint32_t)xo,

@@ -11,17 +11,18 @@
 // tokens share the batch (batch-invariant) nor on scheduling (bit-identical
 // reruns). Two layouts, chosen by specialization constant 2:
 //
-// LANE_ROWS (CPU devices such as lavapipe): each invocation owns LANE_R
-// rows (specialization constant 3) and TOKS tokens (specialization
-// constant 1); it dequantizes each 32-column unit of its rows once into
-// registers and multiplies it into all TOKS tokens, each activation load
-// feeding LANE_R rows. Lanes of a workgroup read the same x addresses, through a
-// uniform buffer where the host can bind one (X_UBO: on llvmpipe a
-// uniform-buffer load at a lane-shared address is one scalar load, while a
-// storage-buffer load is a loop over the lanes; 2-3x faster here) and the
-// decode cost is shared by TOKS tokens. Sum order: per unit four
+// LANE_ROWS (CPU devices without 8-lane subgroups; with them,
+// mul_mat_lanes.comp is faster): each invocation owns LANE_R rows
+// (specialization constant 3) and TOKS tokens (specialization constant 1);
+// it dequantizes each 32-column unit of its rows once into registers and
+// multiplies it into all TOKS tokens, each activation load feeding LANE_R
+// rows. Lanes of a workgroup read the same x addresses, through a uniform
+// buffer where the host can bind one (X_UBO: on llvmpipe a uniform-buffer
+// load is one gather, a storage-buffer load a loop over the lanes; 2-3x
+// faster here), W as texels where a texel view spans it (W_TEXEL), and
+// the decode cost is shared by TOKS tokens. Sum order: per unit four
 // interleaved 8-term sums combined as (0 + 1) + (2 + 3), units added in
-// order; the same with or without X_UBO.
+// order; the same with or without X_UBO or W_TEXEL.
 //
 // Tiled (GPUs): a workgroup of 128 invocations computes a 64-row x 32-token
 // tile. Per 32-column step, invocations 0..63 decode one unit of one row

@@ -15,12 +15,14 @@ static const vk_quirk table[] = {
      * the GPU mat-vec layout (lanes split a row's columns, then a
      * reduction) is slow there. One row per invocation measured 13x faster
      * on Mesa 22.3.6 / LLVM 15 (tiny256 Q4_0 tg 4.4 -> 58 tokens/s,
-     * bench/README.md "Vulkan on lavapipe"). A layout choice, not a bug:
+     * bench/README.md "Vulkan on lavapipe"). The same flag picks the
+     * CPU-shaped mat-mat, attention and small-op kernels (ops.c: lanes
+     * over columns / positions, texel loads). A layout choice, not a bug:
      * SLUICE_VK_MMV_SPLIT=1 still forces the GPU layout. */
     {.name = "llvmpipe-lane-rows",
      .driver_id = VK_DRIVER_ID_MESA_LLVMPIPE,
      .force = VK_QUIRK_LANE_ROWS,
-     .reason = "CPU driver: one mat-vec row per invocation is 13x faster (bench/README.md)"},
+     .reason = "CPU driver: CPU-shaped kernels (one mat-vec row per invocation: 13x faster; bench/README.md)"},
     /* MoltenVK on AMD GPUs reports a 64-wide subgroup but Metal runs 32-wide
      * SIMD groups, so subgroup arithmetic (subgroupAdd, our reductions)
      * gives wrong results: llama.cpp issue #15846 (RDNA1 gibberish), worked

@@ -30,11 +30,15 @@ struct fwd_ctx {
     uint8_t **k_cache;        /* n_layer x (n_slots, kvdim) */
     uint8_t **v_cache;        /* n_layer x (kvdim, n_slots) transposed */
     cpu_dot_fn kv_dot;        /* dot of a cache row (kv type) with f32 */
+    cpu_dotn_fn kv_dotn;      /* several f32 rows at once (NULL: none at this ISA) */
+    cpu_gemm_fn kv_gemm;      /* several cache rows x several f32 rows (NULL: none) */
+    bool attn_reference;      /* fwd_params.attn_reference: attn_task per (token, head) */
+    uint32_t *groups;         /* (n_batch + 1) attention tiles of the chunk: token ranges */
     /* scratch for one chunk of n_batch tokens */
     float *x, *xb, *xb2, *q, *k, *v, *att, *gate, *up;
     float *rope_cs;           /* (n_batch, n_rot/2, 2) cos/sin */
     float *inv_freq;          /* (n_rot/2) rope_base^(-2i/n_rot) */
-    float *scores;            /* (n_threads, n_slots) */
+    float *scores;            /* per thread: ATTN_ROWS x (n_slots + 16) scores, then q rows and output tiles */
     void *ws;                 /* matmul activation workspace */
     uint32_t *out_idx;        /* (n_batch) row of xb2 per token of a chunk, UINT32_MAX: no logits */
     float *logits;            /* (logits_cap, n_vocab) */
@@ -43,6 +47,17 @@ struct fwd_ctx {
 };
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+/* Attention tiles (attn_tile_task): query rows (token, head) per tile, at
+ * most cpu_dotn's CPU_DOTN_MAX so one kernel call covers them all. */
+#define ATTN_ROWS CPU_DOTN_MAX
+
+/* Floats of one thread's attention scratch: ATTN_ROWS score rows of
+ * n_slots + 16 (a last block read whole), ATTN_ROWS query rows, an
+ * ATTN_ROWS x 16 output tile, ATTN_ROWS output rows. */
+static size_t attn_scratch_floats(uint32_t n_slots, uint32_t hd) {
+    return (size_t)ATTN_ROWS * (n_slots + 16) + (size_t)ATTN_ROWS * hd * 2 + (size_t)ATTN_ROWS * 16;
+}
 
 static size_t ws_need(const model *m, uint32_t B) {
     const model_hparams *hp = &m->hp;
@@ -67,7 +82,8 @@ size_t fwd_estimate_bytes(const model *m, uint32_t n_ctx, uint32_t n_batch, kv_t
     size_t cache = 2 * (size_t)hp->n_layer * n_ctx * kvdim * elem;
     size_t B = n_batch;
     size_t scratch = sizeof(float) * (B * hp->n_embd * 3 + B * qdim * 2 + B * kvdim * 2 + B * hp->n_ff * 2 +
-                                      B * hp->n_rot + (size_t)n_threads * n_ctx);
+                                      B * hp->n_rot + (size_t)n_threads * attn_scratch_floats(n_ctx, hp->head_dim)) +
+                     sizeof(uint32_t) * (B + 1);
     return cache + scratch + ws_need(m, n_batch) + sizeof(float) * (size_t)hp->n_vocab;
 }
 
@@ -92,6 +108,9 @@ sluice_status fwd_create(fwd_ctx **out, const model *m, const fwd_params *p, slu
     c->isa = cpu_isa_detect();
     c->kv_elem = d.kv == KV_F16 ? 2 : 4;
     c->kv_dot = cpu_dot_get(d.kv == KV_F16 ? QT_F16 : QT_F32, c->isa);
+    c->kv_dotn = cpu_dotn_get(d.kv == KV_F16 ? QT_F16 : QT_F32, c->isa);
+    c->kv_gemm = cpu_gemm_get(d.kv == KV_F16 ? QT_F16 : QT_F32, c->isa);
+    c->attn_reference = d.attn_reference;
     c->pool = pool_create(d.n_threads);
     if (!c->ident) {
         fwd_free(c);
@@ -121,14 +140,15 @@ sluice_status fwd_create(fwd_ctx **out, const model *m, const fwd_params *p, slu
         c->gate = malloc(sizeof(float) * B * hp->n_ff);
         c->up = malloc(sizeof(float) * B * hp->n_ff);
         c->rope_cs = malloc(sizeof(float) * B * max_sz(hp->n_rot, 2));
-        c->scores = malloc(sizeof(float) * (size_t)pool_size(c->pool) * c->n_slots);
+        c->scores = malloc(sizeof(float) * (size_t)pool_size(c->pool) * attn_scratch_floats(c->n_slots, hp->head_dim));
+        c->groups = malloc(sizeof(uint32_t) * (B + 1));
         c->ws = malloc(max_sz(ws_need(m, c->n_batch), 64));
         c->inv_freq = malloc(sizeof(float) * max_sz(hp->n_rot / 2, 1));
         c->out_idx = malloc(sizeof(uint32_t) * B);
         c->logits_cap = 1;
         c->logits = malloc(sizeof(float) * hp->n_vocab);
         ok = c->x && c->xb && c->xb2 && c->q && c->k && c->v && c->att && c->gate && c->up && c->rope_cs && c->scores &&
-             c->ws && c->logits && c->inv_freq && c->out_idx;
+             c->ws && c->logits && c->inv_freq && c->out_idx && c->groups;
     }
     for (uint32_t i = 0; ok && i < hp->n_rot / 2; i++)
         c->inv_freq[i] = powf(hp->rope_base, -2.0f * (float)i / (float)hp->n_rot);
@@ -148,7 +168,7 @@ void fwd_free(fwd_ctx *c) {
     for (uint32_t l = 0; c->v_cache && l < c->m->hp.n_layer; l++) free(c->v_cache[l]);
     free(c->k_cache); free(c->v_cache); free(c->ident);
     free(c->x); free(c->xb); free(c->xb2); free(c->q); free(c->k); free(c->v); free(c->att);
-    free(c->gate); free(c->up); free(c->rope_cs); free(c->inv_freq); free(c->scores); free(c->ws); free(c->logits); free(c->out_idx);
+    free(c->gate); free(c->up); free(c->rope_cs); free(c->inv_freq); free(c->scores); free(c->groups); free(c->ws); free(c->logits); free(c->out_idx);
     pool_destroy(c->pool);
     free(c);
 }
@@ -307,7 +327,7 @@ static void attn_task(void *ctx, int task, int thread) {
     const fwd_tok *tk = &c->chunk[t];
     uint32_t n_kv = tk->pos + 1;
     const float *q = c->q + ((size_t)t * hp->n_head + h) * hd;
-    float *s = c->scores + (size_t)thread * c->n_slots;
+    float *s = c->scores + (size_t)thread * attn_scratch_floats(c->n_slots, hd);
     float scale = 1.0f / sqrtf((float)hd), mx = -INFINITY;
     const uint8_t *kb = c->k_cache[j->layer] + hk * hd * c->kv_elem;
     for (uint32_t p0 = 0; p0 < n_kv; p0 += FWD_KV_BLOCK) { /* block by block: no per-position lookup */
@@ -334,6 +354,105 @@ static void attn_task(void *ctx, int task, int thread) {
             o[d] += c->kv_dot(p1 - p0, vb + ((size_t)d * c->n_slots + slot0) * c->kv_elem, s + p0);
         p0 = p1;
     }
+}
+
+/* y[j * y_stride + r] = dot(n, row r, act row j) for r < nr, j < na
+ * (<= ATTN_ROWS): rows of the KV cache w_stride bytes apart, f32 act rows
+ * a_stride bytes apart; through the ISA's tile kernel, else its
+ * several-rows kernel, else single dots. Every value is bit-identical to
+ * c->kv_dot of the pair (cpu_kernels.h). */
+static void kv_tile(const fwd_ctx *c, int64_t n, const uint8_t *w, size_t w_stride, int nr, const float *a,
+                    size_t a_stride, int na, float *y, size_t y_stride) {
+    if (c->kv_gemm) {
+        for (int r0 = 0; r0 < nr; r0 += CPU_GEMM_ROWS)
+            c->kv_gemm(n, w + (size_t)r0 * w_stride, w_stride, nr - r0 < CPU_GEMM_ROWS ? nr - r0 : CPU_GEMM_ROWS, a,
+                       a_stride, na, y + r0, y_stride);
+        return;
+    }
+    float out[ATTN_ROWS];
+    for (int r = 0; r < nr; r++) {
+        if (c->kv_dotn) c->kv_dotn(n, w + (size_t)r * w_stride, a, a_stride, na, out);
+        else
+            for (int j = 0; j < na; j++) out[j] = c->kv_dot(n, w + (size_t)r * w_stride, (const float *)((const uint8_t *)a + (size_t)j * a_stride));
+        for (int j = 0; j < na; j++) y[(size_t)j * y_stride + r] = out[j];
+    }
+}
+
+/* One attention tile: the tokens c->groups[g]..c->groups[g + 1] - 1 (one
+ * sequence, consecutive positions) x the query heads of KV head hk, at
+ * most ATTN_ROWS query rows. The same arithmetic as attn_task, in the same
+ * order, for every row (scores q.K * scale, max, exp, a double sum, 1/sum,
+ * then the V dots run by run of consecutive blocks), but each K row and
+ * each V run is read once for all the tile's rows through kv_tile. Rows
+ * whose history ends earlier see zero weights past their last position. */
+static void attn_tile_task(void *ctx, int task, int thread) {
+    attn_job *j = ctx;
+    fwd_ctx *c = j->c;
+    const model_hparams *hp = &c->m->hp;
+    uint32_t g = (uint32_t)task / hp->n_head_kv, hk = (uint32_t)task % hp->n_head_kv;
+    uint32_t t0 = c->groups[g], t1 = c->groups[g + 1];
+    uint32_t hd = hp->head_dim, G = hp->n_head / hp->n_head_kv, R = (t1 - t0) * G;
+    size_t kvdim = (size_t)hp->n_head_kv * hd, S_stride = c->n_slots + 16;
+    const uint32_t *blocks = c->chunk[t0].blocks;
+    uint32_t n_max = c->chunk[t1 - 1].pos + 1;
+    float *S = c->scores + (size_t)thread * attn_scratch_floats(c->n_slots, hd);
+    float *Q = S + (size_t)ATTN_ROWS * S_stride, *O = Q + (size_t)ATTN_ROWS * hd, *Y = O + (size_t)ATTN_ROWS * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (uint32_t r = 0; r < R; r++) /* row r: token t0 + r / G, head hk * G + r % G */
+        memcpy(Q + (size_t)r * hd, c->q + ((size_t)(t0 + r / G) * hp->n_head + hk * G + r % G) * hd, hd * sizeof(float));
+    /* scores, block by block: S[r][p] = q_r . K[p] */
+    const uint8_t *kb = c->k_cache[j->layer] + hk * hd * c->kv_elem;
+    for (uint32_t p0 = 0; p0 < n_max; p0 += FWD_KV_BLOCK) {
+        int np = n_max - p0 < FWD_KV_BLOCK ? (int)(n_max - p0) : FWD_KV_BLOCK;
+        const uint8_t *kr = kb + (size_t)blocks[p0 / FWD_KV_BLOCK] * FWD_KV_BLOCK * kvdim * c->kv_elem;
+        kv_tile(c, hd, kr, kvdim * c->kv_elem, np, Q, hd * sizeof(float), (int)R, S + p0, S_stride);
+    }
+    for (uint32_t r = 0; r < R; r++) {
+        float *s = S + (size_t)r * S_stride, mx = -INFINITY;
+        uint32_t n_kv = c->chunk[t0 + r / G].pos + 1;
+        for (uint32_t p = 0; p < n_kv; p++) {
+            s[p] *= scale;
+            if (s[p] > mx) mx = s[p];
+        }
+        double sum = 0;
+        for (uint32_t p = 0; p < n_kv; p++) { s[p] = expf(s[p] - mx); sum += s[p]; }
+        float inv = (float)(1.0 / sum);
+        for (uint32_t p = 0; p < n_kv; p++) s[p] *= inv;
+        for (uint32_t p = n_kv; p < n_max; p++) s[p] = 0.0f;
+    }
+    memset(O, 0, sizeof(float) * R * hd);
+    const uint8_t *vb = c->v_cache[j->layer] + (size_t)hk * hd * c->n_slots * c->kv_elem;
+    for (uint32_t p0 = 0; p0 < n_max;) {
+        /* a run: blocks whose slots follow each other (as attn_task) */
+        uint32_t slot0 = kv_slot(blocks, p0), p1 = (p0 / FWD_KV_BLOCK + 1) * FWD_KV_BLOCK;
+        while (p1 < n_max && blocks[p1 / FWD_KV_BLOCK] == blocks[p1 / FWD_KV_BLOCK - 1] + 1) p1 += FWD_KV_BLOCK;
+        if (p1 > n_max) p1 = n_max;
+        for (uint32_t d0 = 0; d0 < hd; d0 += 16) {
+            int nd = hd - d0 < 16 ? (int)(hd - d0) : 16;
+            kv_tile(c, p1 - p0, vb + ((size_t)d0 * c->n_slots + slot0) * c->kv_elem, c->n_slots * c->kv_elem, nd,
+                    S + p0, S_stride * sizeof(float), (int)R, Y, 16);
+            for (uint32_t r = 0; r < R; r++)
+                for (int i = 0; i < nd; i++) O[(size_t)r * hd + d0 + i] += Y[(size_t)r * 16 + i];
+        }
+        p0 = p1;
+    }
+    for (uint32_t r = 0; r < R; r++)
+        memcpy(c->att + ((size_t)(t0 + r / G) * hp->n_head + hk * G + r % G) * hd, O + (size_t)r * hd,
+               hd * sizeof(float));
+}
+
+/* Splits the chunk into attention tiles (c->groups: tile i is tokens
+ * groups[i] .. groups[i + 1] - 1): runs of tokens of one sequence (the
+ * same block table) at consecutive positions, at most ATTN_ROWS / G tokens
+ * each, G <= ATTN_ROWS the heads per KV head. Returns the tile count. */
+static uint32_t attn_groups(fwd_ctx *c, const fwd_tok *tok, uint32_t n_tok) {
+    uint32_t per = ATTN_ROWS / (c->m->hp.n_head / c->m->hp.n_head_kv), n = 0;
+    for (uint32_t t = 0; t < n_tok; t++)
+        if (t == 0 || tok[t].blocks != tok[t - 1].blocks || tok[t].pos != tok[t - 1].pos + 1 ||
+            t - c->groups[n - 1] >= per)
+            c->groups[n++] = t;
+    c->groups[n] = n_tok;
+    return n;
 }
 
 static void embed(fwd_ctx *c, const fwd_tok *tok, uint32_t n_tok) {
@@ -419,6 +538,10 @@ static void eval_chunk(fwd_ctx *c, const fwd_tok *tok, uint32_t n_tok, float *ou
     const model *m = c->m;
     const model_hparams *hp = &m->hp;
     c->chunk = tok;
+    /* attention in tiles of query rows sharing their K/V reads, unless a
+     * GQA group alone exceeds a tile (or the reference is asked for) */
+    const bool tiles = !c->attn_reference && hp->n_head / hp->n_head_kv <= ATTN_ROWS;
+    const uint32_t n_tiles = tiles ? attn_groups(c, tok, n_tok) : 0;
     embed(c, tok, n_tok);
     rope_table(c, tok, n_tok);
     for (uint32_t l = 0; l < hp->n_layer; l++) {
@@ -429,7 +552,8 @@ static void eval_chunk(fwd_ctx *c, const fwd_tok *tok, uint32_t n_tok, float *ou
         matmul_shared(c, qkv, qkv_out, 3, c->xb, n_tok);
         rows(c, ROW_QKV_POST, w, l, false, n_tok, NULL);
         attn_job job = {c, l};
-        pool_run(c->pool, (int)(n_tok * hp->n_head), attn_task, &job);
+        if (tiles) pool_run(c->pool, (int)(n_tiles * hp->n_head_kv), attn_tile_task, &job);
+        else pool_run(c->pool, (int)(n_tok * hp->n_head), attn_task, &job);
         matmul(c, w->wo, c->att, n_tok, c->xb);
         rows(c, ROW_FFN_NORM, w, l, true, n_tok, NULL);
         const gguf_tensor *gu[2] = {w->w_gate, w->w_up};

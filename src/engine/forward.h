@@ -13,6 +13,7 @@ typedef struct fwd_params {
     uint32_t n_batch;   /* most tokens per internal step; 0 = 512 */
     kv_type kv;         /* KV cache element type (default F16) */
     int n_threads;      /* 0 = all online CPUs */
+    bool attn_reference; /* tests: attention one (token, head) at a time (the reference of the tiled kernel) */
 } fwd_params;
 
 typedef struct fwd_ctx fwd_ctx;

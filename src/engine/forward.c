@@ -38,7 +38,7 @@ struct fwd_ctx {
     float *x, *xb, *xb2, *q, *k, *v, *att, *gate, *up;
     float *rope_cs;           /* (n_batch, n_rot/2, 2) cos/sin */
     float *inv_freq;          /* (n_rot/2) rope_base^(-2i/n_rot) */
-    float *scores;            /* per thread: ATTN_ROWS x (n_slots + 16) scores, then q rows and output tiles */
+    float *scores;            /* per thread: attention scratch (attn_scratch_floats) */
     void *ws;                 /* matmul activation workspace */
     uint32_t *out_idx;        /* (n_batch) row of xb2 per token of a chunk, UINT32_MAX: no logits */
     float *logits;            /* (logits_cap, n_vocab) */
@@ -53,10 +53,10 @@ static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 #define ATTN_ROWS CPU_DOTN_MAX
 
 /* Floats of one thread's attention scratch: ATTN_ROWS score rows of
- * n_slots + 16 (a last block read whole), ATTN_ROWS query rows, an
- * ATTN_ROWS x 16 output tile, ATTN_ROWS output rows. */
+ * n_slots, ATTN_ROWS query rows, ATTN_ROWS output rows, an ATTN_ROWS x 16
+ * output tile. */
 static size_t attn_scratch_floats(uint32_t n_slots, uint32_t hd) {
-    return (size_t)ATTN_ROWS * (n_slots + 16) + (size_t)ATTN_ROWS * hd * 2 + (size_t)ATTN_ROWS * 16;
+    return (size_t)ATTN_ROWS * n_slots + (size_t)ATTN_ROWS * hd * 2 + (size_t)ATTN_ROWS * 16;
 }
 
 static size_t ws_need(const model *m, uint32_t B) {
@@ -392,7 +392,7 @@ static void attn_tile_task(void *ctx, int task, int thread) {
     uint32_t g = (uint32_t)task / hp->n_head_kv, hk = (uint32_t)task % hp->n_head_kv;
     uint32_t t0 = c->groups[g], t1 = c->groups[g + 1];
     uint32_t hd = hp->head_dim, G = hp->n_head / hp->n_head_kv, R = (t1 - t0) * G;
-    size_t kvdim = (size_t)hp->n_head_kv * hd, S_stride = c->n_slots + 16;
+    size_t kvdim = (size_t)hp->n_head_kv * hd, S_stride = c->n_slots;
     const uint32_t *blocks = c->chunk[t0].blocks;
     uint32_t n_max = c->chunk[t1 - 1].pos + 1;
     float *S = c->scores + (size_t)thread * attn_scratch_floats(c->n_slots, hd);

@@ -67,10 +67,18 @@ typedef struct mmv_type {
     vk_shader_id get_rows, mul_mat, mul_mat_ubo, mul_mat_ubo_texel, mul_mat_lanes, mul_mat_lanes_x, mul_mat_f16;
 } mmv_type;
 
-#define MMV(t, b, bb, id)                                                                              \
-    [QT_##t] = {b, bb, VK_SHADER_MUL_MAT_VEC_##id, VK_SHADER_MUL_MAT_VEC_##id##_SUBGROUP,                          \
-                VK_SHADER_MUL_MAT_VEC_##id##_UBO, VK_SHADER_GET_ROWS_##id,                                              \
-                VK_SHADER_MUL_MAT_##id, VK_SHADER_MUL_MAT_##id##_UBO, VK_SHADER_MUL_MAT_##id##_UBO_TEXEL, VK_SHADER_MUL_MAT_LANES_##id, VK_SHADER_MUL_MAT_LANES_##id##_X, \
+#define MMV(t, b, bb, id)                                                                                   \
+    [QT_##t] = {b,                                                                                          \
+                bb,                                                                                         \
+                VK_SHADER_MUL_MAT_VEC_##id,                                                                 \
+                VK_SHADER_MUL_MAT_VEC_##id##_SUBGROUP,                                                      \
+                VK_SHADER_MUL_MAT_VEC_##id##_UBO,                                                           \
+                VK_SHADER_GET_ROWS_##id,                                                                    \
+                VK_SHADER_MUL_MAT_##id,                                                                     \
+                VK_SHADER_MUL_MAT_##id##_UBO,                                                               \
+                VK_SHADER_MUL_MAT_##id##_UBO_TEXEL,                                                         \
+                VK_SHADER_MUL_MAT_LANES_##id,                                                               \
+                VK_SHADER_MUL_MAT_LANES_##id##_X,                                                           \
                 VK_SHADER_MUL_MAT_##id##_F16}
 static const mmv_type mmv_types[QT_COUNT] = {
     MMV(F32, 1, 4, F32),       MMV(F16, 1, 2, F16),       MMV(BF16, 1, 2, BF16),   MMV(Q4_0, 32, 18, Q4_0),

@@ -111,7 +111,7 @@ sluice_status vk_device_create(vk_instance *inst, uint32_t index, vk_device **ou
     }
     VkDescriptorPoolSize ps[] = {{.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .descriptorCount = STEP_MAX_BUFFERS},
                                  {.type = VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER, .descriptorCount = STEP_MAX_SETS},
-                                 {.type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, .descriptorCount = STEP_MAX_SETS}};
+                                 {.type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, .descriptorCount = STEP_MAX_SETS * 3}};
     VkDescriptorPoolCreateInfo dpi = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
                                       .maxSets = STEP_MAX_SETS,
                                       .poolSizeCount = 3,

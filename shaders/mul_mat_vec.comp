@@ -69,19 +69,9 @@ float unit_dot(uint wb, uint xb, uint j) {
 #if defined(W_Q4_0) || defined(W_Q4_1) || defined(W_Q5_0) || defined(W_Q5_1)
     // x = d * (q - bias) (d applied once per unit; q - bias is exact) or
     // d * q + m (formed per element as the CPU reference does);
-    // low nibbles are elements 0..15, high nibbles 16..31
-#if defined(W_Q4_0)
-    const uint qs = wb + 2u;
-#elif defined(W_Q4_1)
-    const uint qs = wb + 4u;
-#elif defined(W_Q5_0)
-    const uint qs = wb + 6u, qh = wq_u32(wb + 2u);
-#else
-    const uint qs = wb + 8u, qh = wq_u32(wb + 4u);
-#endif
+    const q4x_block h = q4x_header(wb);
 #if defined(W_Q4_1) || defined(W_Q5_1)
-    const float d = wq_f16(wb), m = wq_f16(wb + 2u);
-#define WQ(q) (d * float(q) + m)
+#define WQ(q) (h.dd * float(q) + h.m)
 #elif defined(W_Q4_0)
 #define WQ(q) (float(q) - 8.0)
 #else
@@ -89,13 +79,13 @@ float unit_dot(uint wb, uint xb, uint j) {
 #endif
     float s = 0.0;
     for (uint k = 0u; k < 4u; k++) {
-        const uint q = wq_u32(qs + 4u * k);
+        const uint q = wq_u32(h.qs + 4u * k);
         for (uint t = 0u; t < 4u; t++) {
             const uint e = 4u * k + t;
             uint lo = (q >> (8u * t)) & 15u, hi = (q >> (8u * t + 4u)) & 15u;
 #if defined(W_Q5_0) || defined(W_Q5_1)
-            lo |= ((qh >> e) & 1u) << 4;
-            hi |= ((qh >> (e + 16u)) & 1u) << 4;
+            lo |= ((h.qh >> e) & 1u) << 4;
+            hi |= ((h.qh >> (e + 16u)) & 1u) << 4;
 #endif
             s += WQ(lo) * XF(xb + e) + WQ(hi) * XF(xb + e + 16u);
         }
@@ -104,7 +94,7 @@ float unit_dot(uint wb, uint xb, uint j) {
 #if defined(W_Q4_1) || defined(W_Q5_1)
     return s;
 #else
-    return wq_f16(wb) * s;
+    return h.dd * s;
 #endif
 
 #elif defined(W_Q8_0)

@@ -92,46 +92,68 @@ float wq_elem(uint wrow, uint c) {
 #else
 #define WQ_UNITS (QB_ELEMS / 32u)  // 32-element units per block
 
+#if defined(W_Q4_0) || defined(W_Q4_1) || defined(W_Q5_0) || defined(W_Q5_1)
+// The 32-element block at byte wb of the 4/5-bit types: the byte offset of
+// its 16 quant bytes (element e < 16: low nibble of byte e; e + 16: its
+// high nibble), the fifth bits (bit e of qh: Q5_0/Q5_1, else 0), the scale
+// and the min (Q4_1/Q5_1, else 0).
+struct q4x_block {
+    uint qs, qh;
+    float dd, m;
+};
+q4x_block q4x_header(uint wb) {
+    q4x_block h;
+#if defined(W_Q4_0)
+    h.qs = wb + 2u, h.qh = 0u;
+#elif defined(W_Q4_1)
+    h.qs = wb + 4u, h.qh = 0u;
+#elif defined(W_Q5_0)
+    h.qs = wb + 6u, h.qh = wq_u32(wb + 2u);
+#else
+    h.qs = wb + 8u, h.qh = wq_u32(wb + 4u);
+#endif
+    h.dd = wq_f16(wb);
+#if defined(W_Q4_1) || defined(W_Q5_1)
+    h.m = wq_f16(wb + 2u);
+#else
+    h.m = 0.0;
+#endif
+    return h;
+}
+// The element of quant q (with its fifth bit), formed as
+// quant_dequantize_row_ref forms it (`precise`: no fused multiply-add).
+float q4x_value(q4x_block h, uint q) {
+#if defined(W_Q4_1) || defined(W_Q5_1)
+    precise float y = h.dd * float(q) + h.m;
+#elif defined(W_Q4_0)
+    precise float y = h.dd * float(int(q) - 8);
+#else
+    precise float y = h.dd * float(int(q) - 16);
+#endif
+    return y;
+}
+#endif
+
 // Unit j (elements 32j..32j+31) of the block at byte wb, dequantized to
 // v[0..31], each element formed exactly as quant_dequantize_row_ref forms
 // it (`precise`: no fused multiply-add), so results match the CPU bit for
 // bit.
 void wq_unit(uint wb, uint j, out float v[32]) {
 #if defined(W_Q4_0) || defined(W_Q4_1) || defined(W_Q5_0) || defined(W_Q5_1)
-    // low nibbles are elements 0..15, high nibbles 16..31
-#if defined(W_Q4_0)
-    const uint qs = wb + 2u;
-#elif defined(W_Q4_1)
-    const uint qs = wb + 4u;
-#elif defined(W_Q5_0)
-    const uint qs = wb + 6u, qh = wq_u32(wb + 2u);
-#else
-    const uint qs = wb + 8u, qh = wq_u32(wb + 4u);
-#endif
-    const float dd = wq_f16(wb);
-#if defined(W_Q4_1) || defined(W_Q5_1)
-    const float m = wq_f16(wb + 2u);
-#define WQ(q) (dd * float(q) + m)
-#elif defined(W_Q4_0)
-#define WQ(q) (dd * float(int(q) - 8))
-#else
-#define WQ(q) (dd * float(int(q) - 16))
-#endif
+    const q4x_block h = q4x_header(wb);
     for (uint k = 0u; k < 4u; k++) {
-        const uint q = wq_u32(qs + 4u * k);
+        const uint q = wq_u32(h.qs + 4u * k);
         for (uint t = 0u; t < 4u; t++) {
             const uint e = 4u * k + t;
             uint lo = (q >> (8u * t)) & 15u, hi = (q >> (8u * t + 4u)) & 15u;
 #if defined(W_Q5_0) || defined(W_Q5_1)
-            lo |= ((qh >> e) & 1u) << 4;
-            hi |= ((qh >> (e + 16u)) & 1u) << 4;
+            lo |= ((h.qh >> e) & 1u) << 4;
+            hi |= ((h.qh >> (e + 16u)) & 1u) << 4;
 #endif
-            precise float a = WQ(lo), b = WQ(hi);
-            v[e] = a;
-            v[e + 16u] = b;
+            v[e] = q4x_value(h, lo);
+            v[e + 16u] = q4x_value(h, hi);
         }
     }
-#undef WQ
 
 #elif defined(W_Q8_0)
     const float dd = wq_f16(wb);
@@ -227,33 +249,14 @@ vec4 wq_lane4(uint wrow, uint u, uint l, uint cols) {
     const uint wb = wrow + (u / WQ_UNITS) * QB_BYTES, j = u % WQ_UNITS;
 #if defined(W_Q4_0) || defined(W_Q4_1) || defined(W_Q5_0) || defined(W_Q5_1)
     // lanes 0..3: low nibbles of qs bytes 4l..4l+3; lanes 4..7: high nibbles of bytes 4(l-4)..
-#if defined(W_Q4_0)
-    const uint qs = wb + 2u;
-#elif defined(W_Q4_1)
-    const uint qs = wb + 4u;
-#elif defined(W_Q5_0)
-    const uint qs = wb + 6u, qh = wq_u32(wb + 2u);
-#else
-    const uint qs = wb + 8u, qh = wq_u32(wb + 4u);
-#endif
-    const float dd = wq_f16(wb);
-#if defined(W_Q4_1) || defined(W_Q5_1)
-    const float m = wq_f16(wb + 2u);
-#endif
-    const uint q = wq_u32(qs + 4u * (l & 3u)), nib = 4u * (l >> 2);
+    const q4x_block h = q4x_header(wb);
+    const uint q = wq_u32(h.qs + 4u * (l & 3u)), nib = 4u * (l >> 2);
     for (uint t = 0u; t < 4u; t++) {
         uint b = (q >> (8u * t + nib)) & 15u;
 #if defined(W_Q5_0) || defined(W_Q5_1)
-        b |= ((qh >> (4u * l + t)) & 1u) << 4;
+        b |= ((h.qh >> (4u * l + t)) & 1u) << 4;
 #endif
-#if defined(W_Q4_1) || defined(W_Q5_1)
-        precise float y = dd * float(b) + m;
-#elif defined(W_Q4_0)
-        precise float y = dd * float(int(b) - 8);
-#else
-        precise float y = dd * float(int(b) - 16);
-#endif
-        v[t] = y;
+        v[t] = q4x_value(h, b);
     }
 #elif defined(W_Q8_0)
     const float dd = wq_f16(wb);

@@ -134,6 +134,79 @@ float q4x_value(q4x_block h, uint q) {
 }
 #endif
 
+#if defined(W_Q4_K) || defined(W_Q5_K)
+// Unit j of the Q4_K/Q5_K block at byte wb: element 4k + t is
+// (d * sc) * q - dmin * mn, q the nibble (j odd: high) of byte t of word k
+// of qs[32 (j/2)..], Q5_K: bit j of byte t of word k of qh on top.
+struct k45_unit {
+    uint qs, qh, nib, j;
+    float dsc, dmn;
+};
+k45_unit k45_header(uint wb, uint j) {
+    k45_unit h;
+    const uvec2 sm = k_scale_min(wb, j);
+    precise float dsc = wq_f16(wb) * float(sm.x), dmn = wq_f16(wb + 2u) * float(sm.y);
+    h.dsc = dsc, h.dmn = dmn, h.j = j, h.nib = 4u * (j & 1u);
+#if defined(W_Q4_K)
+    h.qs = wb + 16u + 32u * (j >> 1), h.qh = 0u;
+#else
+    h.qs = wb + 48u + 32u * (j >> 1), h.qh = wb + 16u;
+#endif
+    return h;
+}
+// Elements 4k..4k+3 of the unit.
+vec4 k45_word4(k45_unit h, uint k) {
+    vec4 v;
+    const uint q = WQ_WORD((h.qs >> 2) + k);
+#if defined(W_Q5_K)
+    const uint hb = WQ_WORD((h.qh >> 2) + k);
+#endif
+    for (uint t = 0u; t < 4u; t++) {
+        uint b = (q >> (8u * t + h.nib)) & 15u;
+#if defined(W_Q5_K)
+        b |= ((hb >> (8u * t + h.j)) & 1u) << 4;
+#endif
+        precise float y = h.dsc * float(b) - h.dmn;
+        v[t] = y;
+    }
+    return v;
+}
+#endif
+
+#if defined(W_Q6_K)
+// Unit j = 4h + s of the Q6_K block at byte wb: elements 128h + 32s + l;
+// low 4 bits from ql[64h + 32(s&1) + l] (high nibble when s >= 2), top 2
+// bits from qh[32h + l] >> 2s; groups of 16 share a signed scale:
+// (d * scale) * (q - 32), elements 0..15 of the unit scale ds0, 16..31 ds1.
+struct q6k_unit {
+    uint ql, qh, nib, sh;
+    float ds0, ds1;
+};
+q6k_unit q6k_header(uint wb, uint j) {
+    q6k_unit u;
+    const uint h = j >> 2, s = j & 3u;
+    u.ql = wb + 64u * h + 32u * (s & 1u), u.qh = wb + 128u + 32u * h;
+    u.nib = 4u * (s >> 1), u.sh = 2u * s;
+    const float dd = wq_f16(wb + 208u);
+    const uint sc = wb + 192u + 2u * j;  // scales[16], groups 2j and 2j+1
+    precise float ds0 = dd * float(bitfieldExtract(int(wq_u8(sc)), 0, 8));
+    precise float ds1 = dd * float(bitfieldExtract(int(wq_u8(sc + 1u)), 0, 8));
+    u.ds0 = ds0, u.ds1 = ds1;
+    return u;
+}
+// Elements 4k..4k+3 of the unit.
+vec4 q6k_word4(q6k_unit u, uint k) {
+    vec4 v;
+    const uint lq = wq_u32(u.ql + 4u * k), hq = wq_u32(u.qh + 4u * k);
+    for (uint t = 0u; t < 4u; t++) {
+        const uint b = ((lq >> (8u * t + u.nib)) & 15u) | (((hq >> (8u * t + u.sh)) & 3u) << 4);
+        precise float y = (k < 4u ? u.ds0 : u.ds1) * float(int(b) - 32);
+        v[t] = y;
+    }
+    return v;
+}
+#endif
+
 // Unit j (elements 32j..32j+31) of the block at byte wb, dequantized to
 // v[0..31], each element formed exactly as quant_dequantize_row_ref forms
 // it (`precise`: no fused multiply-add), so results match the CPU bit for
@@ -166,50 +239,16 @@ void wq_unit(uint wb, uint j, out float v[32]) {
     }
 
 #elif defined(W_Q4_K) || defined(W_Q5_K)
-    // (d * sc) * q - dmin * mn; q: nibble (j odd: high) of qs[32 (j/2) + l],
-    // Q5_K: bit j of qh[l] on top
-    const uvec2 sm = k_scale_min(wb, j);
-    precise float dsc = wq_f16(wb) * float(sm.x), dmn = wq_f16(wb + 2u) * float(sm.y);
-#if defined(W_Q4_K)
-    const uint qs = wb + 16u + 32u * (j >> 1);
-#else
-    const uint qs = wb + 48u + 32u * (j >> 1), qh = wb + 16u;
-#endif
-    const uint nib = 4u * (j & 1u);
+    const k45_unit h = k45_header(wb, j);
     for (uint k = 0u; k < 8u; k++) {
-        const uint q = WQ_WORD((qs >> 2) + k);
-#if defined(W_Q5_K)
-        const uint h = WQ_WORD((qh >> 2) + k);
-#endif
-        for (uint t = 0u; t < 4u; t++) {
-            uint b = (q >> (8u * t + nib)) & 15u;
-#if defined(W_Q5_K)
-            b |= ((h >> (8u * t + j)) & 1u) << 4;
-#endif
-            precise float y = dsc * float(b) - dmn;
-            v[4u * k + t] = y;
-        }
+        const vec4 e = k45_word4(h, k);
+        for (uint t = 0u; t < 4u; t++) v[4u * k + t] = e[t];
     }
-
 #elif defined(W_Q6_K)
-    // unit j = 4h + s: elements 128h + 32s + l; low 4 bits from
-    // ql[64h + 32(s&1) + l] (high nibble when s >= 2), top 2 bits from
-    // qh[32h + l] >> 2s; groups of 16 share a signed scale:
-    // (d * scale) * (q - 32)
-    const uint h = j >> 2, s = j & 3u;
-    const uint ql = wb + 64u * h + 32u * (s & 1u), qh = wb + 128u + 32u * h;
-    const uint nib = 4u * (s >> 1);
-    const float dd = wq_f16(wb + 208u);
-    const uint sc = wb + 192u + 2u * j;  // scales[16], groups 2j and 2j+1
-    precise float ds0 = dd * float(bitfieldExtract(int(wq_u8(sc)), 0, 8));
-    precise float ds1 = dd * float(bitfieldExtract(int(wq_u8(sc + 1u)), 0, 8));
+    const q6k_unit h = q6k_header(wb, j);
     for (uint k = 0u; k < 8u; k++) {
-        const uint lq = wq_u32(ql + 4u * k), hq = wq_u32(qh + 4u * k);
-        for (uint t = 0u; t < 4u; t++) {
-            const uint b = ((lq >> (8u * t + nib)) & 15u) | (((hq >> (8u * t + 2u * s)) & 3u) << 4);
-            precise float y = (k < 4u ? ds0 : ds1) * float(int(b) - 32);
-            v[4u * k + t] = y;
-        }
+        const vec4 e = q6k_word4(h, k);
+        for (uint t = 0u; t < 4u; t++) v[4u * k + t] = e[t];
     }
 #endif
 }
@@ -266,39 +305,9 @@ vec4 wq_lane4(uint wrow, uint u, uint l, uint cols) {
         v[t] = y;
     }
 #elif defined(W_Q4_K) || defined(W_Q5_K)
-    const uvec2 sm = k_scale_min(wb, j);
-    precise float dsc = wq_f16(wb) * float(sm.x), dmn = wq_f16(wb + 2u) * float(sm.y);
-#if defined(W_Q4_K)
-    const uint qs = wb + 16u + 32u * (j >> 1);
-#else
-    const uint qs = wb + 48u + 32u * (j >> 1), qh = wb + 16u;
-#endif
-    const uint nib = 4u * (j & 1u);
-    const uint q = WQ_WORD((qs >> 2) + l);
-#if defined(W_Q5_K)
-    const uint h = WQ_WORD((qh >> 2) + l);
-#endif
-    for (uint t = 0u; t < 4u; t++) {
-        uint b = (q >> (8u * t + nib)) & 15u;
-#if defined(W_Q5_K)
-        b |= ((h >> (8u * t + j)) & 1u) << 4;
-#endif
-        precise float y = dsc * float(b) - dmn;
-        v[t] = y;
-    }
+    v = k45_word4(k45_header(wb, j), l);
 #elif defined(W_Q6_K)
-    const uint h = j >> 2, s = j & 3u;
-    const uint ql = wb + 64u * h + 32u * (s & 1u), qh = wb + 128u + 32u * h;
-    const uint nib = 4u * (s >> 1);
-    const float dd = wq_f16(wb + 208u);
-    // elements 4l.. use scale group 2j (l < 4) or 2j + 1
-    precise float ds = dd * float(bitfieldExtract(int(wq_u8(wb + 192u + 2u * j + (l >> 2))), 0, 8));
-    const uint lq = wq_u32(ql + 4u * l), hq = wq_u32(qh + 4u * l);
-    for (uint t = 0u; t < 4u; t++) {
-        const uint b = ((lq >> (8u * t + nib)) & 15u) | (((hq >> (8u * t + 2u * s)) & 3u) << 4);
-        precise float y = ds * float(int(b) - 32);
-        v[t] = y;
-    }
+    v = q6k_word4(q6k_header(wb, j), l);
 #endif
 #endif
     return v;
